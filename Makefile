@@ -1,0 +1,35 @@
+# Tickerdeck developer commands. `make run` and `make test` work from a fresh clone.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY := .venv/bin/python
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test check lint format setup browser clean
+
+setup: .venv/.synced ## virtualenv with the locked dependencies
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+browser: ## Debian's Chromium for the browser tests (Playwright cannot download its own here)
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: setup ## set up everything and serve at http://localhost:$${PORT:-8000}
+	$(PY) -m devtools run
+
+test: setup browser ## set up what the tests need and run the whole suite
+	$(PY) -m devtools test $(PYTEST_ARGS)
+
+check: setup ## lint, format check and type check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+clean:
+	rm -rf .venv .data .pytest_cache .mypy_cache .ruff_cache

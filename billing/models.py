@@ -1,0 +1,50 @@
+"""Plans: the limits staff sell, edited in the admin (public schema)."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Plan(models.Model):
+    """A price and the limits that every part of the platform enforces."""
+
+    name = models.CharField(max_length=60)
+    slug = models.SlugField(max_length=40, unique=True)
+    price_monthly = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
+    )
+    stripe_price_id = models.CharField(max_length=120, blank=True, db_index=True)
+    max_symbols_per_stream = models.PositiveIntegerField(default=5)
+    max_streams = models.PositiveIntegerField(default=2, help_text="Concurrent signed-in websocket connections.")
+    max_watchlists = models.PositiveIntegerField(default=1)
+    max_widgets = models.PositiveIntegerField(default=0)
+    max_widget_viewers = models.PositiveIntegerField(default=0, help_text="Concurrent widget connections.")
+    realtime = models.BooleanField(default=False)
+    delay_minutes = models.PositiveIntegerField(default=15, help_text="Used when the plan is not realtime.")
+    is_public = models.BooleanField(default=True, help_text="Listed on the pricing page.")
+    is_default = models.BooleanField(default=False, help_text="Given to new organisations.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("price_monthly", "name")
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="plan_one_default"),
+            models.UniqueConstraint(
+                fields=["stripe_price_id"], condition=~Q(stripe_price_id=""), name="plan_unique_stripe_price"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def data_label(self) -> str:
+        """How fresh this plan's quotes are, for people."""
+        return "Realtime" if self.realtime else f"{self.delay_minutes} min delayed"
+
+    @property
+    def effective_delay_minutes(self) -> int:
+        return 0 if self.realtime else self.delay_minutes

@@ -1,0 +1,25 @@
+"""Health endpoints that answer on every host, before any tenant lookup."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .health import readiness_checks
+
+
+class HealthCheckMiddleware:
+    """`GET /healthz` (process alive) and `GET /readyz` (database and channel layer reachable)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/healthz":
+            return JsonResponse({"status": "ok"})
+        if request.path == "/readyz":
+            checks = readiness_checks()
+            ready = all(state == "ok" for state in checks.values())
+            return JsonResponse(
+                {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+            )
+        return self.get_response(request)

@@ -1,0 +1,136 @@
+"""`python -m devtools run|test|services`: the engines of `make run` and `make test`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from .services import ROOT, Services, ensure_services
+
+logger = logging.getLogger("devtools")
+PYTHON = sys.executable
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(prog="python -m devtools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="set up and serve with the simulated feed")
+    test = sub.add_parser("test", help="set up and run the test suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("services", help="print the service URLs that would be used")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run()
+    if args.command == "test":
+        return test_suite(args.pytest_args)
+    services = ensure_services()
+    print(f"DATABASE_URL={services.database_url}  # {services.database_source}")
+    print(f"REDIS_URL={services.redis_url}  # {services.redis_source}")
+    return 0
+
+
+def _environment(services: Services, settings_module: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(services.env())
+    env.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def run() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    if _port_in_use(host, port):
+        logger.error(
+            "Port %d on %s is already in use (is another `make run` still running?). "
+            "Stop it, or choose another port: PORT=%d make run",
+            port, host, port + 1,
+        )  # fmt: skip
+        return 1
+    services = ensure_services()
+    logger.info("PostgreSQL: %s\nRedis: %s", services.database_source, services.redis_source)
+    env = _environment(services, "config.settings.dev")
+    env["PORT"] = str(port)
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    if subprocess.run([*manage, "bootstrap", "--demo"], env=env, cwd=ROOT, check=False).returncode != 0:
+        logger.error("Setting up the database failed; see the messages above.")
+        return 1
+    commands = [
+        [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
+         "--no-access-log", "--ws-per-message-deflate", "false", "--lifespan", "off"],
+    ]  # fmt: skip
+    if services.redis_url and _has_command(env, "run_feed"):
+        commands.append([*manage, "run_feed"])
+    children = [subprocess.Popen(command, env=env, cwd=ROOT) for command in commands]
+    logger.info(
+        "\nTickerdeck is serving at http://%s:%d/ (Ctrl-C stops everything)\n",
+        env.get("BASE_DOMAIN", "localhost"),
+        port,
+    )
+    return _supervise(children)
+
+
+def _has_command(env: dict[str, str], name: str) -> bool:
+    return (ROOT / "streaming" / "management" / "commands" / f"{name}.py").exists()
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until a child exits or we are told to stop; then stop every child."""
+    stopping = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    while not stopping:
+        exited = [child for child in children if child.poll() is not None]
+        if exited:
+            exit_code = exited[0].returncode or 1
+            logger.error("A process exited (code %s): stopping the others.", exit_code)
+            break
+        time.sleep(0.3)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    logger.info("Stopped.")
+    return exit_code
+
+
+def test_suite(pytest_args: list[str]) -> int:
+    services = ensure_services()
+    logger.info("PostgreSQL: %s\nRedis: %s", services.database_source, services.redis_source)
+    env = _environment(services, "config.settings.test")
+    return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The one place that switches the connection's PostgreSQL schema (django-tenants' connection)."""
+
+from typing import cast
+
+from django.db import connection
+from django_tenants.postgresql_backend.base import DatabaseWrapper
+
+
+def tenant_connection() -> DatabaseWrapper:
+    return cast(DatabaseWrapper, connection)
+
+
+def activate_public_schema() -> None:
+    """Point this thread's connection at the public schema (organisations, users, plans)."""
+    tenant_connection().set_schema_to_public()
+
+
+def activate_schema(schema_name: str) -> None:
+    """Point this thread's connection at one organisation's schema (public stays on the search path)."""
+    tenant_connection().set_schema(schema_name)

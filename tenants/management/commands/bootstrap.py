@@ -1,0 +1,38 @@
+"""`manage.py bootstrap`: migrate every schema, refresh the template schema, seed, optionally a demo."""
+
+import os
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from tenants.demo import demo_ensure
+from tenants.schema_template import template_schema_sync
+
+
+class Command(BaseCommand):
+    help = "Set up the database: migrations (public, tenants, template), plans, symbol directory, demo data."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--demo", action="store_true", help="Create the demo organisation and logins.")
+        parser.add_argument("--skip-symbols", action="store_true", help="Do not load the symbol directory.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = int(options["verbosity"])
+        self.stdout.write("Migrating the public schema and every organisation…")
+        call_command("migrate_schemas", interactive=False, verbosity=max(verbosity - 1, 0))
+        self.stdout.write("Refreshing the template schema new organisations are cloned from…")
+        template_schema_sync(verbosity=max(verbosity - 1, 0))
+        if not options["skip_symbols"] and _command_exists("load_symbols"):
+            call_command("load_symbols", verbosity=verbosity)
+        if options["demo"]:
+            password = os.environ.get("DEMO_PASSWORD", "tickerdeck-demo-2026")
+            for line in demo_ensure(password=password):
+                self.stdout.write(self.style.SUCCESS(line))
+        self.stdout.write(self.style.SUCCESS("Database ready."))
+
+
+def _command_exists(name: str) -> bool:
+    from django.core.management import get_commands
+
+    return name in get_commands()

@@ -1,0 +1,108 @@
+"""Host → organisation resolution, and the membership gate of every tenant page."""
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_public_schema_name
+
+from .db import activate_public_schema
+from .models import Domain, Organisation
+from .selectors import membership_get, public_url
+
+# Tenant-host paths that a signed-out visitor or a non-member may open.
+OPEN_TENANT_PATHS = (
+    "/accounts/login/",
+    "/accounts/logout/",
+    "/accounts/signup/",
+    "/accounts/password/reset/",
+    "/handoff/",
+    "/static/",
+)
+
+
+def public_tenant() -> Organisation:
+    """The stand-in tenant of the public host: no row, just the public schema."""
+    return Organisation(schema_name=get_public_schema_name(), name="Tickerdeck", slug="")
+
+
+def organisation_for_host(hostname: str) -> Organisation | None:
+    """The organisation served at this host name, the public stand-in for BASE_DOMAIN, or None."""
+    hostname = hostname.lower().rstrip(".")
+    if hostname == settings.BASE_DOMAIN:
+        return public_tenant()
+    domain = Domain.objects.select_related("tenant", "tenant__plan").filter(domain=hostname).first()
+    return domain.tenant if domain else None
+
+
+class OrganisationMiddleware(TenantMainMiddleware):
+    """django-tenants' middleware: unknown hosts are a 404 page, a database outage a 503 page."""
+
+    def get_tenant(self, domain_model: type[Domain], hostname: str) -> Organisation:
+        organisation = organisation_for_host(hostname)
+        if organisation is None:
+            raise domain_model.DoesNotExist(hostname)
+        return organisation
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            response: HttpResponse | None = super().process_request(request)
+        except DatabaseError:
+            return service_unavailable(request)
+        if response is None:
+            tenant: Organisation = request.tenant  # type: ignore[attr-defined]
+            request.organisation = None if tenant.schema_name == get_public_schema_name() else tenant  # type: ignore[attr-defined]
+        return response
+
+    def no_tenant_found(self, request: HttpRequest, hostname: str) -> HttpResponse:
+        activate_public_schema()
+        return render(request, "404_tenant.html", {"hostname": hostname}, status=404)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DatabaseError) and not _database_usable():
+            return service_unavailable(request)
+        return None
+
+
+class MembershipRequiredMiddleware:
+    """Every page of an organisation's host needs a signed-in member, except the log-in pages."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        organisation: Organisation | None = getattr(request, "organisation", None)
+        if organisation is None or request.path.startswith(OPEN_TENANT_PATHS):
+            return self.get_response(request)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        membership = membership_get(user=request.user, organisation=organisation)
+        if membership is None:
+            return render(
+                request,
+                "tenants/not_member.html",
+                {
+                    "organisation": organisation,
+                    "organisations_url": public_url(request=request, path="/organisations/"),
+                },
+                status=403,
+            )
+        request.membership = membership  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    return render(request, "503.html", status=503)
+
+
+def _database_usable() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return False
+    return True

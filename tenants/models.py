@@ -1,0 +1,80 @@
+"""Organisations (one PostgreSQL schema each), their domains and their members: public schema."""
+
+from django.conf import settings
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+from billing.models import Plan
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    TRIALING = "trialing", "Trialing"
+    PAST_DUE = "past_due", "Past due"
+    UNPAID = "unpaid", "Unpaid"
+    CANCELED = "canceled", "Canceled"
+
+
+class Organisation(TenantMixin):
+    """A customer: its own schema, subdomain, plan and members."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=40, unique=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="organisations")
+    subscription_status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    payment_grace_until = models.DateTimeField(
+        null=True, blank=True, help_text="Streams keep working until then while a payment is overdue."
+    )
+    stripe_customer_id = models.CharField(max_length=120, blank=True, db_index=True)
+    stripe_subscription_id = models.CharField(max_length=120, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    auto_create_schema = True
+    auto_drop_schema = True
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Domain(DomainMixin):
+    """A host name that serves one organisation (its subdomain, or a custom domain)."""
+
+    class Meta:
+        ordering = ("domain",)
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+class Membership(models.Model):
+    """A user's role in one organisation; every tenant request and websocket checks it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("organisation__name", "user__email")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation"], name="membership_unique_user_organisation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        """Owners and admins manage members, watchlists, widgets and billing."""
+        return self.role in (Role.OWNER, Role.ADMIN)

@@ -1,0 +1,97 @@
+"""Sign-up, the hand-off between hosts, and an organisation's own pages."""
+
+import logging
+from typing import Any
+
+from allauth.account.views import SignupView as AllauthSignupView
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .forms import OrganisationSignupForm
+from .models import Organisation
+from .selectors import membership_list_for_organisation, membership_list_for_user, organisation_url
+from .services import handoff_token_create, handoff_token_user
+
+logger = logging.getLogger(__name__)
+
+NOT_CREATED_MESSAGE = "We could not create your organisation just now, and nothing was saved. Please try again."
+
+
+class SignupView(AllauthSignupView):
+    """allauth's sign-up, which here also creates the organisation, then opens its host."""
+
+    def form_valid(self, form: OrganisationSignupForm) -> HttpResponse:
+        try:
+            return super().form_valid(form)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        except DatabaseError:
+            logger.exception("sign-up failed while creating the organisation")
+            form.add_error(None, NOT_CREATED_MESSAGE)
+        return self.form_invalid(form)
+
+    def get_success_url(self) -> str:
+        membership = membership_list_for_user(user=self.user).first()
+        if membership is None:
+            return reverse("organisation_list")
+        return reverse("organisation_open", args=[membership.organisation.slug])
+
+
+@login_required
+def organisation_list(request: HttpRequest) -> HttpResponse:
+    """Public host: the organisations the signed-in user belongs to."""
+    return render(
+        request, "tenants/organisation_list.html", {"memberships": membership_list_for_user(user=request.user)}
+    )
+
+
+@login_required
+@require_GET
+@never_cache
+def organisation_open(request: HttpRequest, slug: str) -> HttpResponse:
+    """Public host: send a member to their organisation's host, signed in there by a hand-off token."""
+    membership = membership_list_for_user(user=request.user).filter(organisation__slug=slug).first()
+    if membership is None:
+        raise Http404("You are not a member of that organisation.")
+    organisation = membership.organisation
+    token = handoff_token_create(user=request.user, organisation=organisation)  # type: ignore[arg-type]
+    return HttpResponseRedirect(
+        organisation_url(
+            organisation=organisation,
+            request=request,
+            path=reverse("handoff", urlconf=settings.ROOT_URLCONF, args=[token]),
+        )
+    )
+
+
+@never_cache
+def handoff(request: HttpRequest, token: str) -> HttpResponse:
+    """Tenant host: exchange a hand-off token for a session on this host (once)."""
+    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
+    user = handoff_token_user(token=token, organisation=organisation)
+    if user is None:
+        return render(request, "tenants/handoff_invalid.html", status=400)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("dashboard")
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Tenant host: the organisation, its plan and its limits (the live dashboard comes later)."""
+    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
+    return render(request, "tenants/dashboard.html", {"plan": organisation.plan})
+
+
+def members(request: HttpRequest) -> HttpResponse:
+    """Tenant host: who belongs to this organisation."""
+    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
+    context: dict[str, Any] = {"memberships": membership_list_for_organisation(organisation=organisation)}
+    return render(request, "tenants/members.html", context)
