@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 logger = logging.getLogger("devtools")
 
@@ -119,10 +120,11 @@ def _embedded_postgres() -> tuple[str, str, Any]:
     logger.info("no PostgreSQL reachable: starting an embedded server in %s", data)
     server = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
     uri = server.get_uri()
-    # pgserver hands out a socket URI: postgresql://postgres:@/postgres?host=/path
-    _, _, query = uri.partition("?")
-    socket_dir = query.removeprefix("host=")
-    url = f"postgres://postgres@%2F{socket_dir.strip('/').replace('/', '%2F')}/{DATABASE_NAME}"
+    # pgserver hands out a socket URI: postgresql://postgres:@/postgres?host=/path. Keep the socket
+    # directory in the query: django-environ reads `?host=` into OPTIONS (which psycopg gets), but
+    # leaves a percent-encoded path in the host part as it is ("%2Ftmp%2F…"), which cannot resolve.
+    socket_dir = uri.partition("?")[2].removeprefix("host=")
+    url = f"postgres://postgres@/{DATABASE_NAME}?host={quote(socket_dir, safe='/')}"
     import psycopg
 
     with psycopg.connect(uri, autocommit=True) as conn:
@@ -136,6 +138,8 @@ def _embedded_postgres() -> tuple[str, str, Any]:
 # ---------------------------------------------------------------------------------------------
 def ensure_redis() -> tuple[str, str, Any]:
     if "REDIS_URL" in os.environ:
+        if not os.environ["REDIS_URL"]:
+            return "", "none: REDIS_URL is empty (in-memory channel layer, single process)", None
         return os.environ["REDIS_URL"], "REDIS_URL", None
     host, port = _address("LOCAL_REDIS_ADDRESS", "127.0.0.1:6379")
     if port_open(host, port) or (_start_local_redis(host, port) and _wait_for_port(host, port, 10)):

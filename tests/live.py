@@ -9,17 +9,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from django.db import connection, connections
+from django.db import connection
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"  # screenshots and timings of end-to-end runs (git-ignored)
@@ -32,30 +32,25 @@ def free_port() -> int:
 
 
 def test_database_url() -> str:
-    """DATABASE_URL, pointed at the database pytest-django created for this run."""
+    """DATABASE_URL, pointed at the database pytest-django created for this run.
+
+    pytest-django creates the test database only when a selected test is marked `django_db` (or
+    uses `db`); otherwise the name is still the development database's, which a live server must
+    never write to, so that is refused.
+    """
+    name = str(connection.settings_dict["NAME"])
+    if not name.startswith("test_"):
+        raise RuntimeError(f"no test database set up (the database is {name!r}): mark the live test django_db")
     parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + str(connection.settings_dict["NAME"])))
-
-
-def outside_event_loop(function: Callable[[], T]) -> T:
-    """Run a database function in a worker thread: Playwright's sync API keeps an event loop running
-    in the main thread, where Django refuses synchronous queries. The thread's connection is closed after."""
-
-    def call() -> T:
-        try:
-            return function()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result(timeout=60)
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 def server_environment(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": test_database_url(),
-                "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
+    if "DATABASE_URL" not in overrides:
+        env["DATABASE_URL"] = test_database_url()
     return env
 
 
@@ -96,8 +91,8 @@ class LiveServer:
 def uvicorn_server(**env_overrides: str) -> Iterator[LiveServer]:
     """A real uvicorn process serving config.asgi on a free loopback port."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-               "--port", str(port), "--no-access-log", "--lifespan", "off", "--ws-per-message-deflate", "false"]  # fmt: skip
+    command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
+               str(port), "--no-access-log", "--lifespan", "off", "--ws-per-message-deflate", "false"]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=server_environment(PORT=str(port), **env_overrides))
     try:
         wait_until_ready(port, process)
@@ -114,3 +109,28 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download does not work here
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]  # fmt: skip
+
+
+@contextmanager
+def chromium_page(timeout_ms: float = 20_000) -> Iterator[Page]:
+    """A page in a fresh headless Chromium (own cookie jar), closed on exit.
+
+    Playwright's sync API runs an event loop in this thread while it is open, and Django refuses
+    database queries while one runs: open it only around the browser steps, not across a test's
+    database set-up and teardown.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

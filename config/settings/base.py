@@ -36,18 +36,21 @@ SHARED_APPS = [
     "accounts",
     "billing",
     "core",
+    "streaming",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "allauth",
     "allauth.account",
     "channels",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
+    "watchlists",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -105,10 +108,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
+    # Pub/sub layer: a group is a Redis pub/sub channel, so a dead process leaves no stale group
+    # members and there is no per-channel capacity that silently drops whole messages. Each web
+    # process subscribes once per organisation (streaming.hub) and fans out locally.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_keepalive": True,
+                        "socket_connect_timeout": 5,
+                        "health_check_interval": 30,
+                        "retry_on_timeout": True,
+                    }
+                ],
+                "prefix": "td",
+            },
         },
     }
     CACHES = {
@@ -119,7 +136,7 @@ if REDIS_URL:
         },
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # ---------------------------------------------------------------------------------------------
@@ -191,3 +208,17 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
+
+# ---------------------------------------------------------------------------------------------
+# Streaming
+# ---------------------------------------------------------------------------------------------
+SIMULATED_TICKS_PER_SECOND = env.float("SIMULATED_TICKS_PER_SECOND", default=50.0)
+SIMULATED_SEED = env.int("SIMULATED_SEED", default=None)
+# How long a stream lease lives without its process refreshing it (a killed process's streams
+# stop counting after this).
+STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)
+STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)
+# Seconds in a plan's "delay minute": 60 everywhere except tests that shorten time.
+STREAM_DELAY_MINUTE_SECONDS = env.float("STREAM_DELAY_MINUTE_SECONDS", default=60.0)
+# Without Redis there is one process: it runs the feed itself.
+STREAM_FEED_IN_PROCESS = env.bool("STREAM_FEED_IN_PROCESS", default=not REDIS_URL)

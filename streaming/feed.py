@@ -1,0 +1,198 @@
+"""The feed: reads the provider and publishes quotes to the organisations that watch them.
+
+One `run_feed` process leads (a lock with expiry in the shared state); the others stand by and
+take over when the lock lapses. The leader asks the provider only for watched symbols, keeps the
+last-quote cache, and holds back quotes for delayed plans in per-delay buffers.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from .groups import quotes_group
+from .providers import MarketDataProvider
+from .quotes import Quote
+from .state import StreamState, Watch
+
+logger = logging.getLogger(__name__)
+
+LEADER_TTL_MS = 3000
+LEADER_RENEW_SECONDS = 1.0
+STANDBY_POLL_SECONDS = 0.5
+WATCH_REFRESH_SECONDS = 2.0
+DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
+DELAY_RELEASE_SECONDS = 0.1
+
+
+def delay_ms(delay_minutes: int) -> int:
+    """A plan's delay in milliseconds (tests may shorten a "minute" with STREAM_DELAY_MINUTE_SECONDS)."""
+    return int(delay_minutes * settings.STREAM_DELAY_MINUTE_SECONDS * 1000)
+
+
+@dataclass
+class WatchIndex:
+    """Who watches what: symbol → organisations, for realtime and for each delay."""
+
+    by_delay: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, watches: set[Watch]) -> "WatchIndex":
+        by_delay: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for watch in sorted(watches):
+            by_delay[watch.delay_minutes][watch.symbol].append(watch.schema)
+        return cls({d: dict(symbols) for d, symbols in by_delay.items()})
+
+    @property
+    def symbols(self) -> set[str]:
+        return {symbol for symbols in self.by_delay.values() for symbol in symbols}
+
+
+@dataclass
+class DelayBuffer:
+    """Quotes held back for one delay, oldest first, sampled per symbol."""
+
+    delay_minutes: int
+    queue: deque[tuple[int, str, bytes]] = field(default_factory=deque)
+    last_sampled: dict[str, int] = field(default_factory=dict)
+
+    def add(self, quote: Quote, encoded: bytes) -> bool:
+        """Keep the quote if its symbol has none in the last sample period; True for a new symbol."""
+        previous = self.last_sampled.get(quote.symbol)
+        if previous is not None and quote.ts - previous < DELAY_SAMPLE_MS:
+            return False
+        self.last_sampled[quote.symbol] = quote.ts
+        self.queue.append((quote.ts, quote.symbol, encoded))
+        return previous is None
+
+    def due(self, now_ms: int) -> dict[str, bytes]:
+        """Pop every quote that is at least the delay old; the latest per symbol."""
+        cutoff = now_ms - delay_ms(self.delay_minutes)
+        released: dict[str, bytes] = {}
+        while self.queue and self.queue[0][0] <= cutoff:
+            _, symbol, encoded = self.queue.popleft()
+            released[symbol] = encoded
+        return released
+
+
+class Feed:
+    """Leader election around the publishing loop."""
+
+    def __init__(self, provider: MarketDataProvider, state: StreamState, layer: BaseChannelLayer) -> None:
+        self.provider = provider
+        self.state = state
+        self.layer = layer
+        self.holder = f"feed-{uuid.uuid4().hex[:12]}"
+        self.index = WatchIndex()
+        self.buffers: dict[int, DelayBuffer] = {}
+        self.published = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Stand by until this process holds the lock, lead until it loses it, repeat until stopped."""
+        while not self._stopping.is_set():
+            if await self.state.leader_acquire(self.holder, LEADER_TTL_MS):
+                logger.info("%s leads the feed (provider: %s)", self.holder, self.provider.name)
+                try:
+                    await self._lead()
+                finally:
+                    await self.provider.stop()
+                    with contextlib.suppress(Exception):
+                        await self.state.leader_release(self.holder)
+                logger.info("%s stopped leading", self.holder)
+            else:
+                await self._sleep(STANDBY_POLL_SECONDS)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _lead(self) -> None:
+        await self.state.delay_history_reset()
+        self.buffers.clear()
+        await self.provider.start()
+        await self._refresh_watches()
+        tasks = [
+            asyncio.create_task(self._keep_leadership(), name="feed-leadership"),
+            asyncio.create_task(self._follow_watches(), name="feed-watches"),
+            asyncio.create_task(self._publish_live(), name="feed-live"),
+            asyncio.create_task(self._release_delayed(), name="feed-delayed"),
+            asyncio.create_task(self._stopping.wait(), name="feed-stop"),
+        ]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("feed task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _keep_leadership(self) -> None:
+        while True:
+            await asyncio.sleep(LEADER_RENEW_SECONDS)
+            if not await self.state.leader_acquire(self.holder, LEADER_TTL_MS):
+                logger.warning("%s lost the feed lock; standing by", self.holder)
+                return
+
+    async def _follow_watches(self) -> None:
+        while True:
+            await self.state.watches_changed(wait_seconds=WATCH_REFRESH_SECONDS)
+            await self._refresh_watches()
+
+    async def _refresh_watches(self) -> None:
+        before = self.index.symbols
+        self.index = WatchIndex.build(await self.state.watches_all())
+        after = self.index.symbols
+        if after - before:
+            await self.provider.subscribe(sorted(after - before))
+        if before - after:
+            await self.provider.unsubscribe(sorted(before - after))
+        for delay in self.index.by_delay:
+            if delay and delay not in self.buffers:
+                self.buffers[delay] = DelayBuffer(delay)
+
+    async def _publish_live(self) -> None:
+        async for batch in self.provider.quotes():
+            latest: dict[str, Quote] = {}
+            for quote in batch:
+                latest[quote.symbol] = quote
+            encoded = {symbol: quote.encode() for symbol, quote in latest.items()}
+            await self.state.last_quotes_store(0, encoded)
+            await self._send(self.index.by_delay.get(0, {}), encoded)
+            await self._hold_back(latest, encoded)
+
+    async def _hold_back(self, latest: dict[str, Quote], encoded: dict[str, bytes]) -> None:
+        for delay, buffer in self.buffers.items():
+            watched = self.index.by_delay.get(delay, {})
+            started = {s: q.ts for s, q in latest.items() if s in watched and buffer.add(q, encoded[s])}
+            if started:
+                await self.state.delay_history_started(delay, started)
+
+    async def _release_delayed(self) -> None:
+        while True:
+            await asyncio.sleep(DELAY_RELEASE_SECONDS)
+            now_ms = time.time_ns() // 1_000_000
+            for delay, buffer in list(self.buffers.items()):
+                released = buffer.due(now_ms)
+                if released:
+                    await self.state.last_quotes_store(delay, released)
+                    await self._send(self.index.by_delay.get(delay, {}), released)
+
+    async def _send(self, watchers: dict[str, list[str]], encoded: dict[str, bytes]) -> None:
+        """One message per organisation with every quote of this batch that it watches."""
+        per_schema: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+        for symbol, data in encoded.items():
+            for schema in watchers.get(symbol, ()):
+                per_schema[schema].append((symbol, data))
+        for schema, quotes in per_schema.items():
+            await self.layer.group_send(quotes_group(schema), {"type": "quotes.batch", "quotes": quotes})
+            self.published += len(quotes)

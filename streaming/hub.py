@@ -1,0 +1,212 @@
+"""The process's stream hub: one channel-layer subscription per organisation, fanned out locally.
+
+Each organisation with connections in this process gets a room: one channel joined to the
+organisation's quote and control groups (and to no other group), one receive task, and an index of
+which local connection follows which symbol. The hub also tells the feed (through the watch
+registry) which symbols each organisation follows, and keeps this process's stream leases alive.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from .groups import control_group, quotes_group
+from .selectors import plan_limits
+from .state import LeaseKind, StreamState, Watch, stream_state
+
+logger = logging.getLogger(__name__)
+
+WATCH_SYNC_SECONDS = 0.05
+WATCH_HEARTBEAT_SECONDS = 5.0
+
+
+class Subscriber(Protocol):
+    """What the hub needs from a connection."""
+
+    schema: str
+    delay_minutes: int
+    lease: tuple[LeaseKind, str, str] | None
+
+    def offer(self, symbol: str, encoded: bytes) -> None: ...
+
+    async def control(self, event: dict[str, Any]) -> None: ...
+
+
+class Room:
+    """One organisation's connections in this process."""
+
+    def __init__(self, hub: "StreamHub", schema: str) -> None:
+        self.hub = hub
+        self.schema = schema
+        self.members: set[Subscriber] = set()
+        self.by_symbol: dict[str, set[Subscriber]] = defaultdict(set)
+        self.channel = ""
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        layer = self.hub.layer
+        self.channel = await layer.new_channel(prefix=f"hub.{self.schema}.")
+        for group in (quotes_group(self.schema), control_group(self.schema)):
+            await layer.group_add(group, self.channel)
+        self.task = asyncio.create_task(self._receive(), name=f"room-{self.schema}")
+
+    async def close(self) -> None:
+        for group in (quotes_group(self.schema), control_group(self.schema)):
+            await self.hub.layer.group_discard(group, self.channel)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _receive(self) -> None:
+        while True:
+            message = await self.hub.layer.receive(self.channel)
+            try:
+                if message.get("type") == "quotes.batch":
+                    self._fan_out(message["quotes"])
+                    continue
+                if message.get("type") == "plan.changed":
+                    # One database read for the whole room, not one per connection.
+                    limits = await database_sync_to_async(plan_limits)(organisation_id=message["organisation_id"])
+                    message = {**message, "limits": limits}
+                for member in list(self.members):
+                    await member.control(message)
+            except Exception:
+                logger.exception("room %s could not handle a %s message", self.schema, message.get("type"))
+
+    def _fan_out(self, quotes: list[tuple[str, bytes]]) -> None:
+        by_symbol = self.by_symbol
+        for symbol, encoded in quotes:
+            for member in by_symbol.get(symbol, ()):
+                member.offer(symbol, encoded)
+
+
+class StreamHub:
+    def __init__(self, layer: BaseChannelLayer, state: StreamState) -> None:
+        self.layer = layer
+        self.state = state
+        self.process_id = uuid.uuid4().hex
+        self.rooms: dict[str, Room] = {}
+        self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._watch_counts: Counter[Watch] = Counter()
+        self._added: set[Watch] = set()
+        self._removed: set[Watch] = set()
+        self._dirty = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._sync_watches(), name="hub-watches"),
+            asyncio.create_task(self._refresh_leases(), name="hub-leases"),
+        ]
+
+    # -- membership ---------------------------------------------------------------------------
+    async def join(self, member: Subscriber) -> None:
+        async with self._room_locks[member.schema]:
+            room = self.rooms.get(member.schema)
+            if room is None:
+                room = Room(self, member.schema)
+                await room.open()
+                self.rooms[member.schema] = room
+            room.members.add(member)
+
+    async def leave(self, member: Subscriber, symbols: Iterable[str]) -> None:
+        self.unwatch(member, symbols)
+        async with self._room_locks[member.schema]:
+            room = self.rooms.get(member.schema)
+            if room is None:
+                return
+            room.members.discard(member)
+            if not room.members:
+                del self.rooms[member.schema]
+                await room.close()
+
+    def leases(self) -> list[tuple[LeaseKind, str, str]]:
+        return [m.lease for room in self.rooms.values() for m in room.members if m.lease is not None]
+
+    # -- symbols ------------------------------------------------------------------------------
+    def watch(self, member: Subscriber, symbols: Iterable[str]) -> None:
+        room = self.rooms[member.schema]
+        for symbol in symbols:
+            room.by_symbol[symbol].add(member)
+            self._count(Watch(member.schema, member.delay_minutes, symbol), +1)
+
+    def unwatch(self, member: Subscriber, symbols: Iterable[str], delay_minutes: int | None = None) -> None:
+        room = self.rooms.get(member.schema)
+        delay = member.delay_minutes if delay_minutes is None else delay_minutes
+        for symbol in symbols:
+            if room is not None:
+                followers = room.by_symbol.get(symbol)
+                if followers is not None:
+                    followers.discard(member)
+                    if not followers:
+                        del room.by_symbol[symbol]
+            self._count(Watch(member.schema, delay, symbol), -1)
+
+    def _count(self, watch: Watch, step: int) -> None:
+        before = self._watch_counts[watch]
+        after = before + step
+        if after <= 0:
+            self._watch_counts.pop(watch, None)
+            if before > 0:
+                self._removed.add(watch)
+                self._added.discard(watch)
+        else:
+            self._watch_counts[watch] = after
+            if before == 0:
+                self._added.add(watch)
+                self._removed.discard(watch)
+        self._dirty.set()
+
+    async def _sync_watches(self) -> None:
+        """Publish watch changes to the registry (batched); when quiet, the full set as a heartbeat."""
+        full = True
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), WATCH_HEARTBEAT_SECONDS)
+            except TimeoutError:
+                full = True  # rewrite everything: the key may have expired (or Redis restarted)
+            self._dirty.clear()
+            added, removed = (set(self._watch_counts), set()) if full else (self._added, self._removed)
+            self._added, self._removed = set(), set()
+            try:
+                await self.state.watches_update(self.process_id, added, removed, full=full)
+                full = False
+            except Exception:
+                logger.exception("could not update the watch registry; retrying with the full set")
+                full = True
+            await asyncio.sleep(WATCH_SYNC_SECONDS)
+
+    async def _refresh_leases(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_LEASE_SECONDS / 3)
+            try:
+                await self.state.lease_refresh(self.leases())
+            except Exception:
+                logger.exception("could not refresh stream leases")
+
+
+_hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}
+
+
+def stream_hub() -> StreamHub:
+    """The hub of the running event loop, created on first use (with the in-process feed in dev mode)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("CHANNEL_LAYERS is not configured")
+        hub = _hubs[loop] = StreamHub(layer, stream_state())
+        if settings.STREAM_FEED_IN_PROCESS:
+            from .feed import Feed
+            from .providers import provider_create
+
+            feed = Feed(provider_create(), hub.state, layer)
+            hub._tasks.append(asyncio.create_task(feed.run(), name="in-process-feed"))
+    return hub

@@ -1,0 +1,72 @@
+"""The websocket protocol of SPEC: close codes, error messages and client actions."""
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class CloseCode(IntEnum):
+    BAD_REQUEST = 4400
+    NOT_AUTHENTICATED = 4401
+    PAYMENT_REQUIRED = 4402
+    FORBIDDEN = 4403
+    UNKNOWN_TENANT = 4404
+    SLOW_CONSUMER = 4408
+    LIMIT = 4429
+    SERVICE_RESTART = 1012
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a connection is refused or closed: an error code, a close code and a human message."""
+
+    close_code: CloseCode
+    code: str
+    message: str
+    extra: dict[str, Any] | None = None
+
+    def message_dict(self) -> dict[str, Any]:
+        return {"type": "error", "code": self.code, "message": self.message, **(self.extra or {})}
+
+
+NOT_AUTHENTICATED = Refusal(CloseCode.NOT_AUTHENTICATED, "not_authenticated", "Log in to stream quotes.")
+UNKNOWN_TENANT = Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
+ORIGIN_FORBIDDEN = Refusal(CloseCode.FORBIDDEN, "forbidden", "Connections from this web site are not allowed.")
+SLOW_CONSUMER = Refusal(
+    CloseCode.SLOW_CONSUMER, "slow_consumer", "The connection stopped reading quotes; reconnect to resume."
+)
+TOO_MANY_BAD_FRAMES = Refusal(
+    CloseCode.BAD_REQUEST, "bad_request", "Too many malformed messages; fix the client before reconnecting."
+)
+SERVER_RESTART = Refusal(CloseCode.SERVICE_RESTART, "server_restart", "The server is restarting; reconnect shortly.")
+
+ACTIONS = ("subscribe", "unsubscribe", "ping")
+MAX_SYMBOLS_PER_MESSAGE = 1000
+MAX_FRAME_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ClientAction:
+    action: str
+    symbols: list[Any]
+
+
+class ProtocolError(ValueError):
+    """A client frame that does not follow the protocol."""
+
+
+def action_parse(content: Any) -> ClientAction:
+    """Validate a decoded client frame; raise ProtocolError with a message for the client."""
+    if not isinstance(content, dict):
+        raise ProtocolError('Send a JSON object such as {"action": "ping"}.')
+    action = content.get("action")
+    if action not in ACTIONS:
+        raise ProtocolError(f"Unknown action {str(action)[:40]!r}; use one of: {', '.join(ACTIONS)}.")
+    if action == "ping":
+        return ClientAction("ping", [])
+    symbols = content.get("symbols")
+    if not isinstance(symbols, list) or not symbols:
+        raise ProtocolError(f'“{action}” needs a non-empty list of symbols, e.g. {{"symbols": ["AAPL"]}}.')
+    if len(symbols) > MAX_SYMBOLS_PER_MESSAGE:
+        raise ProtocolError(f"At most {MAX_SYMBOLS_PER_MESSAGE} symbols per message.")
+    return ClientAction(action, symbols)

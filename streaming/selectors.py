@@ -1,0 +1,177 @@
+"""Synchronous reads for websocket connections. Each function sets the schema it queries itself,
+because the thread pool that runs them does not carry schema state from one call to the next."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.sessions.backends.db import SessionStore
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from tenants.db import activate_public_schema, activate_schema
+from tenants.middleware import organisation_for_host
+from tenants.models import Membership, Organisation, SubscriptionStatus
+from watchlists.selectors import watchlist_symbols
+
+from .protocol import CloseCode, Refusal
+from .symbols import Rejection, symbols_validate
+
+HOST_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class OrganisationRef:
+    """What a websocket keeps of its organisation."""
+
+    pk: int
+    schema_name: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    max_symbols: int
+    max_streams: int
+    max_widget_viewers: int
+    realtime: bool
+    delay_minutes: int
+
+    @classmethod
+    def of(cls, organisation: Organisation) -> "PlanLimits":
+        plan = organisation.plan
+        return cls(
+            max_symbols=plan.max_symbols_per_stream,
+            max_streams=plan.max_streams,
+            max_widget_viewers=plan.max_widget_viewers,
+            realtime=plan.realtime,
+            delay_minutes=plan.effective_delay_minutes,
+        )
+
+    def as_dict(self, symbols: int) -> dict[str, Any]:
+        return {"max_symbols": self.max_symbols, "symbols": symbols, "max_streams": self.max_streams}
+
+
+@dataclass(frozen=True)
+class StreamAccess:
+    limits: PlanLimits
+    symbols: list[str]
+    rejected: list[Rejection]
+
+
+_host_cache: dict[str, tuple[float, OrganisationRef | None]] = {}
+
+
+def organisation_ref_for_host(hostname: str) -> OrganisationRef | None:
+    """The organisation at this host (None for unknown hosts and the public host), cached for 5 s."""
+    now = time.monotonic()
+    cached = _host_cache.get(hostname)
+    if cached is not None and now - cached[0] < HOST_CACHE_SECONDS:
+        return cached[1]
+    activate_public_schema()
+    organisation = organisation_for_host(hostname)
+    ref = None
+    if organisation is not None and organisation.pk is not None:
+        ref = OrganisationRef(organisation.pk, organisation.schema_name, organisation.name)
+    if len(_host_cache) > 10_000:
+        _host_cache.clear()
+    _host_cache[hostname] = (now, ref)
+    return ref
+
+
+def user_id_for_session(session_key: str | None) -> int | None:
+    """The signed-in user of a session cookie, checked as Django's own `get_user` does."""
+    if not session_key:
+        return None
+    activate_public_schema()
+    session = SessionStore(session_key)
+    user_pk = session.get(SESSION_KEY)
+    backend_path = session.get(BACKEND_SESSION_KEY)
+    if user_pk is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(user_pk)
+    if user is None or not user.is_active:
+        return None
+    session_hash = session.get(HASH_SESSION_KEY)
+    if not session_hash or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    return int(user.pk)
+
+
+def stream_access(
+    *, organisation_id: int, schema_name: str, user_id: int | None, symbols_param: str, watchlist_param: str
+) -> StreamAccess | Refusal:
+    """The connect step of SPEC, in order: auth, membership, standing, symbols, symbol limit."""
+    if user_id is None:
+        return Refusal(CloseCode.NOT_AUTHENTICATED, "not_authenticated", "Log in to stream quotes.")
+    activate_public_schema()
+    organisation = Organisation.objects.select_related("plan").filter(pk=organisation_id).first()
+    if organisation is None:
+        return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
+    if not Membership.objects.filter(user_id=user_id, organisation_id=organisation_id).exists():
+        return Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are not a member of {organisation.name}.")
+    refusal = standing_refusal(organisation)
+    if refusal is not None:
+        return refusal
+    limits = PlanLimits.of(organisation)
+    requested = requested_symbols(schema_name=schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param)
+    if isinstance(requested, Refusal):
+        return requested
+    symbols, rejected = symbols_validate(requested)
+    if not symbols:
+        return Refusal(
+            CloseCode.BAD_REQUEST,
+            "bad_request",
+            "Name at least one known symbol with ?symbols=AAPL,MSFT or ?watchlist=<id>.",
+            {"rejected": [r.as_dict() for r in rejected]},
+        )
+    if len(symbols) > limits.max_symbols:
+        return Refusal(
+            CloseCode.LIMIT,
+            "symbol_limit",
+            f"Your plan allows {limits.max_symbols} symbols per stream and {len(symbols)} were asked for. "
+            "Remove some, or upgrade your plan.",
+            {"limits": limits.as_dict(len(symbols))},
+        )
+    return StreamAccess(limits, symbols, rejected)
+
+
+def standing_refusal(organisation: Organisation) -> Refusal | None:
+    """4402 when the subscription is unpaid past its grace period (or cancelled on a paid plan)."""
+    status = organisation.subscription_status
+    if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        return None
+    grace = organisation.payment_grace_until
+    if status == SubscriptionStatus.PAST_DUE and grace is not None and grace > timezone.now():
+        return None
+    return Refusal(
+        CloseCode.PAYMENT_REQUIRED,
+        "payment_required",
+        f"The subscription of {organisation.name} is {organisation.get_subscription_status_display().lower()}; "
+        "an owner or admin can settle it on the billing page.",
+    )
+
+
+def requested_symbols(*, schema_name: str, symbols_param: str, watchlist_param: str) -> list[str] | Refusal:
+    """The raw symbols of `?symbols=` or of `?watchlist=` (read in the organisation's schema)."""
+    if watchlist_param:
+        if not watchlist_param.isdigit():
+            return Refusal(CloseCode.BAD_REQUEST, "bad_request", "?watchlist= takes a watchlist id.")
+        activate_schema(schema_name)
+        try:
+            symbols = watchlist_symbols(watchlist_id=int(watchlist_param))
+        finally:
+            activate_public_schema()
+        if symbols is None:
+            return Refusal(CloseCode.BAD_REQUEST, "bad_request", f"There is no watchlist {watchlist_param}.")
+        return symbols
+    return [s for s in symbols_param.split(",") if s.strip()][:1000]
+
+
+def plan_limits(*, organisation_id: int) -> PlanLimits | Refusal:
+    """The organisation's current limits, or the refusal that now applies to it."""
+    activate_public_schema()
+    organisation = Organisation.objects.select_related("plan").get(pk=organisation_id)
+    return standing_refusal(organisation) or PlanLimits.of(organisation)

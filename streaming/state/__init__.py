@@ -1,0 +1,31 @@
+"""Shared streaming state: stream leases, the watch registry, the last-quote cache, the feed lock.
+
+Redis backs it when REDIS_URL is set (several processes); otherwise one process keeps it in memory
+(dev mode without Redis). `stream_state()` returns the backend for the running event loop.
+"""
+
+import asyncio
+
+from django.conf import settings
+
+from .base import LeaseKind, StreamState, Watch
+from .memory import MemoryStreamState
+
+_states: dict[asyncio.AbstractEventLoop, StreamState] = {}
+_memory_state = MemoryStreamState()
+
+
+def stream_state() -> StreamState:
+    """The state backend of the running event loop (one Redis client per loop)."""
+    if not settings.REDIS_URL:
+        return _memory_state
+    loop = asyncio.get_running_loop()
+    state = _states.get(loop)
+    if state is None:
+        from .redis import RedisStreamState
+
+        state = _states[loop] = RedisStreamState(settings.REDIS_URL)
+    return state
+
+
+__all__ = ["LeaseKind", "StreamState", "Watch", "stream_state"]

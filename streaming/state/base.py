@@ -1,0 +1,79 @@
+"""What the streaming state offers, whatever stores it."""
+
+import abc
+import enum
+from typing import NamedTuple
+
+
+class LeaseKind(enum.StrEnum):
+    STREAM = "streams"  # signed-in connections, against max_streams
+    WIDGET = "widgets"  # widget viewers, against max_widget_viewers
+
+
+class Watch(NamedTuple):
+    """One organisation following one symbol at one delay (0 = realtime)."""
+
+    schema: str
+    delay_minutes: int
+    symbol: str
+
+    def key(self) -> str:
+        return f"{self.schema}|{self.delay_minutes}|{self.symbol}"
+
+    @classmethod
+    def from_key(cls, key: str) -> "Watch":
+        schema, delay, symbol = key.split("|")
+        return cls(schema, int(delay), symbol)
+
+
+class StreamState(abc.ABC):
+    # -- stream leases: a counter per organisation that expires with its process ---------------
+    @abc.abstractmethod
+    async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
+        """Take one of `limit` places for this organisation; False when all are taken."""
+
+    @abc.abstractmethod
+    async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def lease_refresh(self, leases: list[tuple[LeaseKind, str, str]]) -> None:
+        """Keep this process's leases alive (called periodically)."""
+
+    @abc.abstractmethod
+    async def lease_count(self, kind: LeaseKind, schema: str) -> int: ...
+
+    # -- the watch registry: which organisation follows which symbol, per process ---------------
+    @abc.abstractmethod
+    async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
+        """Record this process's changes (or its full set when `full`) and tell the feed."""
+
+    @abc.abstractmethod
+    async def watches_all(self) -> set[Watch]:
+        """Every live process's watches."""
+
+    @abc.abstractmethod
+    async def watches_changed(self, wait_seconds: float) -> bool:
+        """Wait up to `wait_seconds` for a registry change; True if one happened."""
+
+    # -- last-quote cache (one per delay) -------------------------------------------------------
+    @abc.abstractmethod
+    async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None: ...
+
+    @abc.abstractmethod
+    async def last_quotes(self, delay_minutes: int, symbols: list[str]) -> dict[str, bytes]: ...
+
+    @abc.abstractmethod
+    async def delay_history_started(self, delay_minutes: int, symbols: dict[str, int] | None = None) -> dict[str, int]:
+        """Record (when given) and return when the feed's history of each symbol began (epoch ms)."""
+
+    @abc.abstractmethod
+    async def delay_history_reset(self) -> None:
+        """Forget every history start (a new feed leader starts its delay buffers empty)."""
+
+    # -- the feed leader lock ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def leader_acquire(self, holder: str, ttl_ms: int) -> bool:
+        """Take or renew the feed leadership; False when another holder has it."""
+
+    @abc.abstractmethod
+    async def leader_release(self, holder: str) -> None: ...

@@ -1,0 +1,79 @@
+"""In-process streaming state for single-process dev mode (no Redis)."""
+
+import asyncio
+import time
+from collections import defaultdict
+
+from .base import LeaseKind, StreamState, Watch
+
+
+class MemoryStreamState(StreamState):
+    def __init__(self) -> None:
+        self._leases: dict[tuple[LeaseKind, str], set[str]] = defaultdict(set)
+        self._watches: dict[str, set[Watch]] = defaultdict(set)
+        self._changed = asyncio.Event()
+        self._last: dict[int, dict[str, bytes]] = defaultdict(dict)
+        self._history: dict[int, dict[str, int]] = defaultdict(dict)
+        self._leader: tuple[str, float] | None = None
+
+    async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
+        held = self._leases[kind, schema]
+        if len(held) >= limit:
+            return False
+        held.add(lease_id)
+        return True
+
+    async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None:
+        self._leases[kind, schema].discard(lease_id)
+
+    async def lease_refresh(self, leases: list[tuple[LeaseKind, str, str]]) -> None:
+        return None
+
+    async def lease_count(self, kind: LeaseKind, schema: str) -> int:
+        return len(self._leases[kind, schema])
+
+    async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
+        watches = self._watches[process_id]
+        if full:
+            watches.clear()
+        watches.difference_update(removed)
+        watches.update(added)
+        self._changed.set()
+
+    async def watches_all(self) -> set[Watch]:
+        return set().union(*self._watches.values()) if self._watches else set()
+
+    async def watches_changed(self, wait_seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._changed.wait(), wait_seconds)
+        except TimeoutError:
+            return False
+        self._changed.clear()
+        return True
+
+    async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
+        self._last[delay_minutes].update(encoded)
+
+    async def last_quotes(self, delay_minutes: int, symbols: list[str]) -> dict[str, bytes]:
+        cache = self._last[delay_minutes]
+        return {s: cache[s] for s in symbols if s in cache}
+
+    async def delay_history_started(self, delay_minutes: int, symbols: dict[str, int] | None = None) -> dict[str, int]:
+        started = self._history[delay_minutes]
+        for symbol, ts in (symbols or {}).items():
+            started.setdefault(symbol, ts)
+        return dict(started)
+
+    async def delay_history_reset(self) -> None:
+        self._history.clear()
+
+    async def leader_acquire(self, holder: str, ttl_ms: int) -> bool:
+        now = time.monotonic()
+        if self._leader is None or self._leader[0] == holder or self._leader[1] < now:
+            self._leader = (holder, now + ttl_ms / 1000)
+            return True
+        return False
+
+    async def leader_release(self, holder: str) -> None:
+        if self._leader and self._leader[0] == holder:
+            self._leader = None

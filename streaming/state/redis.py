@@ -1,0 +1,150 @@
+"""Streaming state in Redis, shared by every web and feed process."""
+
+import time
+from typing import Any
+
+from django.conf import settings
+from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+from .base import LeaseKind, StreamState, Watch
+
+PREFIX = "td:"
+WATCH_CHANNEL = PREFIX + "watch:changed"
+WATCH_KEY_TTL_MS = 20_000  # a dead process's watches vanish after this
+
+# Remove expired leases, then take a place if one is free. Runs atomically in Redis, so two web
+# processes can never both take the last place.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+_RENEW_LEADER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+_RELEASE_LEADER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _lease_key(kind: LeaseKind, schema: str) -> str:
+    return f"{PREFIX}lease:{kind.value}:{schema}"
+
+
+class RedisStreamState(StreamState):
+    def __init__(self, url: str) -> None:
+        # A blocking pool waits for a free connection instead of raising MaxConnectionsError when
+        # many clients disconnect at once; socket timeouts are longer than any blocking command.
+        pool: Any = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=20, socket_timeout=15, socket_connect_timeout=5,
+            health_check_interval=30, socket_keepalive=True,
+        )  # fmt: skip
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew_leader = self.redis.register_script(_RENEW_LEADER)
+        self._release_leader = self.redis.register_script(_RELEASE_LEADER)
+        self._pubsub: PubSub | None = None
+
+    @staticmethod
+    def _lease_ttl_ms() -> int:
+        return int(settings.STREAM_LEASE_SECONDS * 1000)
+
+    async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
+        now = _now_ms()
+        ttl = self._lease_ttl_ms()
+        taken = await self._acquire(keys=[_lease_key(kind, schema)], args=[now, now + ttl, lease_id, limit, ttl * 2])
+        return bool(taken)
+
+    async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None:
+        await self.redis.zrem(_lease_key(kind, schema), lease_id)
+
+    async def lease_refresh(self, leases: list[tuple[LeaseKind, str, str]]) -> None:
+        if not leases:
+            return
+        expires = _now_ms() + self._lease_ttl_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind, schema, lease_id in leases:
+                pipe.zadd(_lease_key(kind, schema), {lease_id: expires}, xx=True)
+                pipe.pexpire(_lease_key(kind, schema), self._lease_ttl_ms() * 2)
+            await pipe.execute()
+
+    async def lease_count(self, kind: LeaseKind, schema: str) -> int:
+        key = _lease_key(kind, schema)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", _now_ms())
+            pipe.zcard(key)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
+        key = f"{PREFIX}watch:{process_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if full:
+                pipe.delete(key)
+            if removed and not full:
+                pipe.srem(key, *(w.key() for w in removed))
+            if added:
+                pipe.sadd(key, *(w.key() for w in added))
+            pipe.pexpire(key, WATCH_KEY_TTL_MS)
+            pipe.publish(WATCH_CHANNEL, process_id)
+            await pipe.execute()
+
+    async def watches_all(self) -> set[Watch]:
+        keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}watch:*", count=500)]
+        keys = [k for k in keys if k != WATCH_CHANNEL.encode()]
+        if not keys:
+            return set()
+        members = await self.redis.sunion(keys)
+        return {Watch.from_key(m.decode() if isinstance(m, bytes) else str(m)) for m in members}
+
+    async def watches_changed(self, wait_seconds: float) -> bool:
+        if self._pubsub is None:
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            await self._pubsub.subscribe(WATCH_CHANNEL)
+        message = await self._pubsub.get_message(timeout=wait_seconds)
+        if message is None:
+            return False
+        while await self._pubsub.get_message(timeout=0) is not None:
+            pass  # several changes at once need one refresh
+        return True
+
+    async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
+        if encoded:
+            await self.redis.hset(f"{PREFIX}last:{delay_minutes}", mapping=encoded)  # type: ignore[arg-type]
+
+    async def last_quotes(self, delay_minutes: int, symbols: list[str]) -> dict[str, bytes]:
+        if not symbols:
+            return {}
+        values = await self.redis.hmget(f"{PREFIX}last:{delay_minutes}", symbols)
+        return {s: v for s, v in zip(symbols, values, strict=True) if v is not None}
+
+    async def delay_history_started(self, delay_minutes: int, symbols: dict[str, int] | None = None) -> dict[str, int]:
+        key = f"{PREFIX}history:{delay_minutes}"
+        if symbols:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for symbol, ts in symbols.items():
+                    pipe.hsetnx(key, symbol, ts)
+                pipe.pexpire(key, (delay_minutes * 60 + 3600) * 1000)
+                await pipe.execute()
+        raw = await self.redis.hgetall(key)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def delay_history_reset(self) -> None:
+        keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}history:*", count=500)]
+        if keys:
+            await self.redis.delete(*keys)
+
+    async def leader_acquire(self, holder: str, ttl_ms: int) -> bool:
+        return bool(await self._renew_leader(keys=[PREFIX + "feed:leader"], args=[holder, ttl_ms]))
+
+    async def leader_release(self, holder: str) -> None:
+        await self._release_leader(keys=[PREFIX + "feed:leader"], args=[holder])
