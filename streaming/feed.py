@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from .groups import quotes_group
+from .groups import FEED_WATCHES_GROUP, quotes_group
 from .providers import MarketDataProvider
 from .quotes import Quote
 from .state import StreamState, Watch
@@ -144,9 +144,26 @@ class Feed:
                 return
 
     async def _follow_watches(self) -> None:
-        while True:
-            await self.state.watches_changed(wait_seconds=WATCH_REFRESH_SECONDS)
-            await self._refresh_watches()
+        """Refresh the watch index when a web process says it changed, and every few seconds."""
+        channel = await self.layer.new_channel(prefix="feed.")
+        await self.layer.group_add(FEED_WATCHES_GROUP, channel)
+        changed = asyncio.Event()
+
+        async def listen() -> None:
+            while True:
+                await self.layer.receive(channel)
+                changed.set()
+
+        listener = asyncio.create_task(listen())
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_REFRESH_SECONDS)
+                changed.clear()
+                await self._refresh_watches()
+        finally:
+            listener.cancel()
+            await self.layer.group_discard(FEED_WATCHES_GROUP, channel)
 
     async def _refresh_watches(self) -> None:
         before = self.index.symbols

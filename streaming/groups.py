@@ -27,3 +27,7 @@ def schema_of_group(group: str) -> str:
     if prefix != "t":
         raise ValueError(f"not a tenant group: {group!r}")
     return _checked(schema_name)
+
+
+# The feed's own group (not tenant data): web processes say here that their watch registry changed.
+FEED_WATCHES_GROUP = "feed.watches"

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from .groups import control_group, quotes_group
+from .groups import FEED_WATCHES_GROUP, control_group, quotes_group
 from .selectors import plan_limits
 from .state import LeaseKind, StreamState, Watch, stream_state
 
@@ -126,6 +126,15 @@ class StreamHub:
                 del self.rooms[member.schema]
                 await room.close()
 
+    async def close(self) -> None:
+        """Stop the hub's tasks and leave every group (process shutdown, tests)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()
+
     def leases(self) -> list[tuple[LeaseKind, str, str]]:
         return [m.lease for room in self.rooms.values() for m in room.members if m.lease is not None]
 
@@ -176,6 +185,8 @@ class StreamHub:
             self._added, self._removed = set(), set()
             try:
                 await self.state.watches_update(self.process_id, added, removed, full=full)
+                if added or removed:
+                    await self.layer.group_send(FEED_WATCHES_GROUP, {"type": "watches.changed"})
                 full = False
             except Exception:
                 logger.exception("could not update the watch registry; retrying with the full set")
@@ -192,6 +203,13 @@ class StreamHub:
 
 
 _hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}
+
+
+async def stream_hub_close() -> None:
+    """Close the running loop's hub, if it has one."""
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.close()
 
 
 def stream_hub() -> StreamHub:

@@ -50,6 +50,8 @@ class OrganisationMiddleware(TenantMainMiddleware):
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         try:
+            # Fail every page at once when the database is down, even one that would not query it.
+            connection.ensure_connection()
             response: HttpResponse | None = super().process_request(request)
         except DatabaseError:
             return service_unavailable(request)

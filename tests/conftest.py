@@ -4,6 +4,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import User
@@ -21,12 +23,14 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     """pytest-django's test database, plus the template schema new organisations are cloned from."""
     with django_db_blocker.unblock():
         template_schema_sync()
+        call_command("load_symbols", verbosity=0)
 
 
 @pytest.fixture(autouse=True)
 def _public_schema_between_tests() -> Iterator[None]:
     """A request leaves the connection in its tenant's schema; every test starts and ends on public."""
     activate_public_schema()
+    cache.clear()
     yield
     activate_public_schema()
 

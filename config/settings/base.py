@@ -1,6 +1,7 @@
 """Settings shared by every environment; each value comes from the environment (SPEC "Configuration")."""
 
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 import environ
@@ -106,6 +107,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYERS: dict[str, dict[str, Any]]
 
 if REDIS_URL:
     # Pub/sub layer: a group is a Redis pub/sub channel, so a dead process leaves no stale group
@@ -124,7 +126,7 @@ if REDIS_URL:
                         "retry_on_timeout": True,
                     }
                 ],
-                "prefix": "td",
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="td"),
             },
         },
     }
@@ -220,5 +222,6 @@ STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)
 STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)
 # Seconds in a plan's "delay minute": 60 everywhere except tests that shorten time.
 STREAM_DELAY_MINUTE_SECONDS = env.float("STREAM_DELAY_MINUTE_SECONDS", default=60.0)
+STREAM_REDIS_PREFIX = env.str("STREAM_REDIS_PREFIX", default="td:")
 # Without Redis there is one process: it runs the feed itself.
 STREAM_FEED_IN_PROCESS = env.bool("STREAM_FEED_IN_PROCESS", default=not REDIS_URL)

@@ -45,15 +45,11 @@ class StreamState(abc.ABC):
     # -- the watch registry: which organisation follows which symbol, per process ---------------
     @abc.abstractmethod
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
-        """Record this process's changes (or its full set when `full`) and tell the feed."""
+        """Record this process's changes (or its full set when `full`)."""
 
     @abc.abstractmethod
     async def watches_all(self) -> set[Watch]:
         """Every live process's watches."""
-
-    @abc.abstractmethod
-    async def watches_changed(self, wait_seconds: float) -> bool:
-        """Wait up to `wait_seconds` for a registry change; True if one happened."""
 
     # -- last-quote cache (one per delay) -------------------------------------------------------
     @abc.abstractmethod

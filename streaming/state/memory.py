@@ -1,6 +1,5 @@
 """In-process streaming state for single-process dev mode (no Redis)."""
 
-import asyncio
 import time
 from collections import defaultdict
 
@@ -11,7 +10,6 @@ class MemoryStreamState(StreamState):
     def __init__(self) -> None:
         self._leases: dict[tuple[LeaseKind, str], set[str]] = defaultdict(set)
         self._watches: dict[str, set[Watch]] = defaultdict(set)
-        self._changed = asyncio.Event()
         self._last: dict[int, dict[str, bytes]] = defaultdict(dict)
         self._history: dict[int, dict[str, int]] = defaultdict(dict)
         self._leader: tuple[str, float] | None = None
@@ -38,18 +36,9 @@ class MemoryStreamState(StreamState):
             watches.clear()
         watches.difference_update(removed)
         watches.update(added)
-        self._changed.set()
 
     async def watches_all(self) -> set[Watch]:
         return set().union(*self._watches.values()) if self._watches else set()
-
-    async def watches_changed(self, wait_seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._changed.wait(), wait_seconds)
-        except TimeoutError:
-            return False
-        self._changed.clear()
-        return True
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         self._last[delay_minutes].update(encoded)

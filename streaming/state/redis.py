@@ -5,12 +5,10 @@ from typing import Any
 
 from django.conf import settings
 from redis import asyncio as aioredis
-from redis.asyncio.client import PubSub
 
 from .base import LeaseKind, StreamState, Watch
 
-PREFIX = "td:"
-WATCH_CHANNEL = PREFIX + "watch:changed"
+PREFIX = settings.STREAM_REDIS_PREFIX
 WATCH_KEY_TTL_MS = 20_000  # a dead process's watches vanish after this
 
 # Remove expired leases, then take a place if one is free. Runs atomically in Redis, so two web
@@ -52,7 +50,6 @@ class RedisStreamState(StreamState):
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._renew_leader = self.redis.register_script(_RENEW_LEADER)
         self._release_leader = self.redis.register_script(_RELEASE_LEADER)
-        self._pubsub: PubSub | None = None
 
     @staticmethod
     def _lease_ttl_ms() -> int:
@@ -95,27 +92,14 @@ class RedisStreamState(StreamState):
             if added:
                 pipe.sadd(key, *(w.key() for w in added))
             pipe.pexpire(key, WATCH_KEY_TTL_MS)
-            pipe.publish(WATCH_CHANNEL, process_id)
             await pipe.execute()
 
     async def watches_all(self) -> set[Watch]:
         keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}watch:*", count=500)]
-        keys = [k for k in keys if k != WATCH_CHANNEL.encode()]
         if not keys:
             return set()
         members = await self.redis.sunion(keys)
         return {Watch.from_key(m.decode() if isinstance(m, bytes) else str(m)) for m in members}
-
-    async def watches_changed(self, wait_seconds: float) -> bool:
-        if self._pubsub is None:
-            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(WATCH_CHANNEL)
-        message = await self._pubsub.get_message(timeout=wait_seconds)
-        if message is None:
-            return False
-        while await self._pubsub.get_message(timeout=0) is not None:
-            pass  # several changes at once need one refresh
-        return True
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         if encoded:
