@@ -22,17 +22,17 @@ SHUTDOWN_GRACE_SECONDS = 10
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["test"]:  # everything after `test` goes to pytest untouched
+        return test_suite(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="set up and serve with the simulated feed")
-    test = sub.add_parser("test", help="set up and run the test suite")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("test", help="set up and run the test suite (further arguments go to pytest)")
     sub.add_parser("services", help="print the service URLs that would be used")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run()
-    if args.command == "test":
-        return test_suite(args.pytest_args)
     services = ensure_services()
     print(f"DATABASE_URL={services.database_url}  # {services.database_source}")
     print(f"REDIS_URL={services.redis_url}  # {services.redis_source}")
@@ -75,10 +75,7 @@ def run() -> int:
     if subprocess.run([*manage, "bootstrap", "--demo"], env=env, cwd=ROOT, check=False).returncode != 0:
         logger.error("Setting up the database failed; see the messages above.")
         return 1
-    commands = [
-        [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
-         "--no-access-log", "--ws-per-message-deflate", "false", "--lifespan", "off"],
-    ]  # fmt: skip
+    commands = [[PYTHON, "-m", "config.server", "--host", host, "--port", str(port)]]
     if services.redis_url and _has_command(env, "run_feed"):
         commands.append([*manage, "run_feed"])
     children = [subprocess.Popen(command, env=env, cwd=ROOT) for command in commands]

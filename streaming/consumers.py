@@ -44,6 +44,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     schema: str
     delay_minutes: int
     lease: tuple[LeaseKind, str, str] | None = None
+    left = False
     # Set by connect() once the connection is accepted; nothing else runs before that.
     hub: StreamHub
     sender: ConflatingSender
@@ -56,7 +57,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.symbols: list[str] = []
         self.bad_frames: deque[float] = deque()
         params = self.scope_params()
-        access = await database_sync_to_async(stream_access)(
+        access = await database_sync_to_async(stream_access, thread_sensitive=False)(
             organisation_id=organisation.pk,
             schema_name=self.schema,
             user_id=self.scope.get("user_id"),
@@ -130,7 +131,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def plan_changed(self, event: dict[str, Any]) -> None:
         """Apply the organisation's new plan without a reconnect (SPEC: within 2 seconds)."""
-        limits = event.get("limits") or await database_sync_to_async(plan_limits)(
+        limits = event.get("limits") or await database_sync_to_async(plan_limits, thread_sensitive=False)(
             organisation_id=self.scope["organisation"].pk
         )
         if isinstance(limits, Refusal):
@@ -176,7 +177,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         return self.unsubscribe(action.symbols)
 
     async def subscribe(self, raw: list[Any]) -> None:
-        accepted, rejected = await database_sync_to_async(symbols_validate)(raw)
+        accepted, rejected = await database_sync_to_async(symbols_validate, thread_sensitive=False)(raw)
         new = [s for s in accepted if s not in self.symbols]
         room = max(self.limits.max_symbols - len(self.symbols), 0)
         rejected += [Rejection(s, "symbol_limit") for s in new[room:]]
@@ -217,13 +218,16 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=text)
 
     async def close_slow(self) -> None:
-        await self.close_with(SLOW_CONSUMER, send_error=False)
+        """The client stopped reading: free its place at once, then close 4408 when the socket lets us."""
+        await self.leave()
+        # No timeout here: the close frame queues behind the unread data; uvicorn's ping timeout
+        # ends the connection if the client never reads again.
+        await self.close(code=int(SLOW_CONSUMER.close_code))
 
-    async def close_with(self, refusal: Refusal, *, send_error: bool = True) -> None:
+    async def close_with(self, refusal: Refusal) -> None:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                if send_error:
-                    await self.send_json(refusal.message_dict())
+                await self.send_json(refusal.message_dict())
                 await self.close(code=int(refusal.close_code))
         except TimeoutError:
             # The client is not reading: the close frame waits in its full buffer; the server's
@@ -233,10 +237,16 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if "sender" in self.__dict__:
             await self.sender.stop()
-        if "hub" in self.__dict__:
-            await self.hub.leave(self, self.symbols)
-            if self.lease is not None:
-                await self.hub.state.lease_release(*self.lease)
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Stop receiving quotes and give the stream's place back (once)."""
+        if "hub" not in self.__dict__ or self.left:
+            return
+        self.left = True
+        await self.hub.leave(self, self.symbols)
+        if self.lease is not None:
+            await self.hub.state.lease_release(*self.lease)
 
 
 def subscribed(symbols: list[str], rejected: list[Rejection]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
-from .groups import FEED_WATCHES_GROUP, quotes_group
+from .groups import quotes_group
 from .providers import MarketDataProvider
 from .quotes import Quote
 from .state import StreamState, Watch
@@ -27,6 +27,7 @@ LEADER_TTL_MS = 3000
 LEADER_RENEW_SECONDS = 1.0
 STANDBY_POLL_SECONDS = 0.5
 WATCH_REFRESH_SECONDS = 2.0
+WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
 
@@ -114,7 +115,8 @@ class Feed:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def _lead(self) -> None:
         await self.state.delay_history_reset()
@@ -144,26 +146,15 @@ class Feed:
                 return
 
     async def _follow_watches(self) -> None:
-        """Refresh the watch index when a web process says it changed, and every few seconds."""
-        channel = await self.layer.new_channel(prefix="feed.")
-        await self.layer.group_add(FEED_WATCHES_GROUP, channel)
-        changed = asyncio.Event()
-
-        async def listen() -> None:
-            while True:
-                await self.layer.receive(channel)
-                changed.set()
-
-        listener = asyncio.create_task(listen())
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), WATCH_REFRESH_SECONDS)
-                changed.clear()
+        """Refresh the watch index when any web process changed its watches, and every few seconds."""
+        version = await self.state.watches_version()
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(WATCH_POLL_SECONDS)
+            current = await self.state.watches_version()
+            if current != version or time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
+                version, last_refresh = current, time.monotonic()
                 await self._refresh_watches()
-        finally:
-            listener.cancel()
-            await self.layer.group_discard(FEED_WATCHES_GROUP, channel)
 
     async def _refresh_watches(self) -> None:
         before = self.index.symbols

@@ -2,11 +2,11 @@
 
 import re
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _checked(schema_name: str) -> str:
-    if not _SCHEMA_RE.match(schema_name):
+    if not _SCHEMA_RE.fullmatch(schema_name):
         raise ValueError(f"not a tenant schema name: {schema_name!r}")
     return schema_name
 
@@ -27,7 +27,3 @@ def schema_of_group(group: str) -> str:
     if prefix != "t":
         raise ValueError(f"not a tenant group: {group!r}")
     return _checked(schema_name)
-
-
-# The feed's own group (not tenant data): web processes say here that their watch registry changed.
-FEED_WATCHES_GROUP = "feed.watches"

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from .groups import FEED_WATCHES_GROUP, control_group, quotes_group
+from .groups import control_group, quotes_group
 from .selectors import plan_limits
 from .state import LeaseKind, StreamState, Watch, stream_state
 
@@ -54,9 +54,12 @@ class Room:
     async def open(self) -> None:
         layer = self.hub.layer
         self.channel = await layer.new_channel(prefix=f"hub.{self.schema}.")
-        for group in (quotes_group(self.schema), control_group(self.schema)):
-            await layer.group_add(group, self.channel)
+        await self.join_groups()
         self.task = asyncio.create_task(self._receive(), name=f"room-{self.schema}")
+
+    async def join_groups(self) -> None:
+        for group in (quotes_group(self.schema), control_group(self.schema)):
+            await self.hub.layer.group_add(group, self.channel)
 
     async def close(self) -> None:
         for group in (quotes_group(self.schema), control_group(self.schema)):
@@ -75,7 +78,9 @@ class Room:
                     continue
                 if message.get("type") == "plan.changed":
                     # One database read for the whole room, not one per connection.
-                    limits = await database_sync_to_async(plan_limits)(organisation_id=message["organisation_id"])
+                    limits = await database_sync_to_async(plan_limits, thread_sensitive=False)(
+                        organisation_id=message["organisation_id"]
+                    )
                     message = {**message, "limits": limits}
                 for member in list(self.members):
                     await member.control(message)
@@ -177,7 +182,8 @@ class StreamHub:
         full = True
         while True:
             try:
-                await asyncio.wait_for(self._dirty.wait(), WATCH_HEARTBEAT_SECONDS)
+                async with asyncio.timeout(WATCH_HEARTBEAT_SECONDS):
+                    await self._dirty.wait()
             except TimeoutError:
                 full = True  # rewrite everything: the key may have expired (or Redis restarted)
             self._dirty.clear()
@@ -185,8 +191,6 @@ class StreamHub:
             self._added, self._removed = set(), set()
             try:
                 await self.state.watches_update(self.process_id, added, removed, full=full)
-                if added or removed:
-                    await self.layer.group_send(FEED_WATCHES_GROUP, {"type": "watches.changed"})
                 full = False
             except Exception:
                 logger.exception("could not update the watch registry; retrying with the full set")

@@ -68,7 +68,9 @@ class TenantMiddleware(_Middleware):
     """Resolve the organisation from the Host header into scope["organisation"]; 4404 when none."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        organisation = await database_sync_to_async(organisation_ref_for_host)(hostname_of(scope))
+        organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(
+            hostname_of(scope)
+        )
         if organisation is None:
             return await websocket_refuse(receive, send, UNKNOWN_TENANT)
         return await self.inner({**scope, "organisation": organisation}, receive, send)
@@ -79,7 +81,11 @@ class SessionAuthMiddleware(_Middleware):
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         session_key = parse_cookie(header(scope, b"cookie")).get(settings.SESSION_COOKIE_NAME)
-        user_id = await database_sync_to_async(user_id_for_session)(session_key) if session_key else None
+        user_id = (
+            await database_sync_to_async(user_id_for_session, thread_sensitive=False)(session_key)
+            if session_key
+            else None
+        )
         return await self.inner({**scope, "user_id": user_id}, receive, send)
 
 

@@ -74,7 +74,8 @@ class ConflatingSender:
 
     async def _deliver(self, text: str) -> bool:
         try:
-            await asyncio.wait_for(self._send_text(text), self._slow_after)
+            async with asyncio.timeout(self._slow_after):
+                await self._send_text(text)
         except TimeoutError:
             logger.info("closing a slow consumer: a frame stayed unsent for %.0f s", self._slow_after)
             await self._on_slow()

@@ -9,7 +9,7 @@ from tenants.db import activate_public_schema
 
 from .models import Symbol
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,11}$")
+SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,11}")
 CACHE_SECONDS = 300
 
 
@@ -46,9 +46,9 @@ def symbols_validate(raw: Iterable[object]) -> tuple[list[str], list[Rejection]]
             rejected.append(Rejection(str(item)[:20], "invalid_symbol"))
             continue
         symbol = item.strip().upper()
-        if not symbol or symbol in accepted:
+        if not symbol or symbol in accepted or any(r.symbol == symbol for r in rejected):
             continue
-        if not SYMBOL_RE.match(symbol):
+        if not SYMBOL_RE.fullmatch(symbol):
             rejected.append(Rejection(symbol[:20], "invalid_symbol"))
         elif symbol not in known:
             rejected.append(Rejection(symbol, "unknown_symbol"))

@@ -1,5 +1,7 @@
 """The test suite: `make test`."""
 
+import uuid
+
 from .base import *  # noqa: F403
 from .base import CHANNEL_LAYERS, env
 
@@ -10,6 +12,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Per-process cache, emptied before each test (allauth keeps its rate limits there).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Keep the suite's Redis keys and pub/sub channels apart from a `make run` on the same Redis.
-CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["prefix"] = "tdtest"
-STREAM_REDIS_PREFIX = "tdtest:"
+# Each test run gets its own Redis keys and channel names, apart from a `make run` or another run
+# on the same Redis; the servers a run starts inherit them through the environment (tests/live.py).
+TEST_REDIS_NAMESPACE = env.str("TEST_REDIS_NAMESPACE", default=f"tdtest{uuid.uuid4().hex[:8]}")
+CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["prefix"] = TEST_REDIS_NAMESPACE
+STREAM_REDIS_PREFIX = TEST_REDIS_NAMESPACE + ":"

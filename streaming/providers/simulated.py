@@ -61,6 +61,7 @@ class SimulatedProvider(MarketDataProvider):
         self._running = False
 
     async def subscribe(self, symbols: Iterable[str]) -> None:
+        symbols = list(symbols)
         for symbol in symbols:
             if symbol not in self._instruments:
                 self._instruments[symbol] = self._instrument(symbol)
@@ -81,8 +82,9 @@ class SimulatedProvider(MarketDataProvider):
         return Quote(
             symbol=symbol,
             price=price,
-            bid=round(price - half_spread, 2),
-            ask=round(price + half_spread, 2),
+            # Bid rounds down and ask up, so the spread never collapses to one cent.
+            bid=math.floor((price - half_spread) * 100) / 100,
+            ask=math.ceil((price + half_spread) * 100) / 100,
             volume=inst.volume,
             change=change,
             change_pct=round(change / inst.previous_close * 100, 2),

@@ -45,7 +45,11 @@ class StreamState(abc.ABC):
     # -- the watch registry: which organisation follows which symbol, per process ---------------
     @abc.abstractmethod
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
-        """Record this process's changes (or its full set when `full`)."""
+        """Record this process's changes (or its full set when `full`) and bump the version."""
+
+    @abc.abstractmethod
+    async def watches_version(self) -> int:
+        """A number that changes whenever any process's watches change (cheap to poll)."""
 
     @abc.abstractmethod
     async def watches_all(self) -> set[Watch]:

@@ -10,6 +10,7 @@ class MemoryStreamState(StreamState):
     def __init__(self) -> None:
         self._leases: dict[tuple[LeaseKind, str], set[str]] = defaultdict(set)
         self._watches: dict[str, set[Watch]] = defaultdict(set)
+        self._version = 0
         self._last: dict[int, dict[str, bytes]] = defaultdict(dict)
         self._history: dict[int, dict[str, int]] = defaultdict(dict)
         self._leader: tuple[str, float] | None = None
@@ -36,6 +37,10 @@ class MemoryStreamState(StreamState):
             watches.clear()
         watches.difference_update(removed)
         watches.update(added)
+        self._version += 1
+
+    async def watches_version(self) -> int:
+        return self._version
 
     async def watches_all(self) -> set[Watch]:
         return set().union(*self._watches.values()) if self._watches else set()

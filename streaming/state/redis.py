@@ -92,10 +92,15 @@ class RedisStreamState(StreamState):
             if added:
                 pipe.sadd(key, *(w.key() for w in added))
             pipe.pexpire(key, WATCH_KEY_TTL_MS)
+            if full or added or removed:
+                pipe.incr(PREFIX + "watch-version")
             await pipe.execute()
 
+    async def watches_version(self) -> int:
+        return int(await self.redis.get(PREFIX + "watch-version") or 0)
+
     async def watches_all(self) -> set[Watch]:
-        keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}watch:*", count=500)]
+        keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}watch:*", count=1000)]
         if not keys:
             return set()
         members = await self.redis.sunion(keys)

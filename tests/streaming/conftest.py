@@ -116,7 +116,8 @@ def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[Committ
 async def hub_cleanup() -> AsyncIterator[None]:
     """Close this test loop's stream hub afterwards (its rooms, tasks and Redis subscriptions)."""
     yield
-    await stream_hub_close()
+    async with asyncio.timeout(10):
+        await stream_hub_close()
 
 
 @pytest.fixture
@@ -128,7 +129,8 @@ async def feed(hub_cleanup: None) -> AsyncIterator[Feed]:
     task = asyncio.create_task(running.run())
     yield running
     running.stop()
-    await asyncio.wait_for(task, 10)
+    async with asyncio.timeout(10):
+        await task
 
 
 def connect(

@@ -39,7 +39,7 @@ def directory_rows() -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for stock in source.get_all_stocks():
         symbol = str(stock.get("symbol") or "").upper()
-        if not SYMBOL_RE.match(symbol) or symbol in rows:
+        if not SYMBOL_RE.fullmatch(symbol) or symbol in rows:
             continue
         listings = stock.get("symbols") or []
         google = next((s.get("google", "") for s in listings if ":" in s.get("google", "")), "")

@@ -1,0 +1,66 @@
+"""`python -m config.server`: uvicorn serving config.asgi, with bounded buffers per connection.
+
+Linux lets a socket's send buffer grow to ~4 MB, and asyncio buffers 64 KB more before it tells
+the application to wait. A client that stops reading would then swallow minutes of quotes before
+the server noticed: no conflation (the slow reader gets an old backlog) and no 4408. Bounding both
+buffers makes `send` wait within a few frames, so the connection's conflating buffer takes over.
+"""
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+SEND_BUFFER_BYTES = 8 * 1024  # the kernel doubles it
+WRITE_BUFFER_BYTES = 8 * 1024
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol with a small transport write buffer."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening socket whose accepted connections inherit a small kernel send buffer."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m config.server")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
+    args = parser.parse_args(argv)
+    config = uvicorn.Config(
+        "config.asgi:application",
+        ws=BoundedWebSocketProtocol,
+        ws_per_message_deflate=False,
+        ws_max_size=MAX_FRAME_BYTES,
+        lifespan="off",
+        access_log=False,
+        log_level=args.log_level,
+        proxy_headers=True,
+    )
+    sock = listening_socket(args.host, args.port)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,215 @@
+"""After connect: subscribe / unsubscribe within the plan, ping, bad frames, plan changes, watchlists."""
+
+from typing import Any
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.models import Plan
+from streaming.feed import Feed
+from tenants.db import activate_public_schema, activate_schema
+from tests.streaming.conftest import Committed, Tenant, connect, expect_refusal, receive, receive_until
+from watchlists.models import Watchlist
+
+pytestmark = [pytest.mark.asyncio]
+
+
+async def streaming(tenant: Tenant, query: str = "symbols=AAPL,MSFT") -> Any:
+    ws = connect(tenant.host, session=tenant.session, query=query)
+    connected, _ = await ws.connect()
+    assert connected
+    assert (await receive(ws))["type"] == "snapshot"
+    return ws
+
+
+async def test_ping_gets_pong(committed: Committed, hub_cleanup: None) -> None:
+    ws = await streaming(await committed.tenant("pro"))
+    await ws.send_to(text_data='{"action":"ping"}')
+    assert (await receive_until(ws, "pong"))["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_subscribe_accepts_what_fits_and_rejects_the_rest_with_reasons(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("free")  # 5 symbols per stream
+    ws = await streaming(tenant, "symbols=AAPL,MSFT")
+
+    await ws.send_json_to({"action": "subscribe", "symbols": ["amzn", "MSFT", "NOPEXX", "GOOGL", "NVDA", "TSLA"]})
+
+    reply = await receive_until(ws, "subscribed")
+    assert reply["symbols"] == ["AMZN", "GOOGL", "NVDA"]
+    assert reply["rejected"] == [
+        {"symbol": "NOPEXX", "reason": "unknown_symbol"},
+        {"symbol": "TSLA", "reason": "symbol_limit"},
+    ]
+    await ws.disconnect()
+
+
+async def test_unsubscribe_stops_a_symbols_quotes(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant, "symbols=AAPL,MSFT")
+
+    await ws.send_json_to({"action": "unsubscribe", "symbols": ["msft", "NOTMINE"]})
+
+    reply = await receive_until(ws, "unsubscribed")
+    assert reply == {"type": "unsubscribed", "symbols": ["MSFT"], "reason": "client"}
+    symbols_after: set[str] = set()
+    for _ in range(10):
+        symbols_after |= {q["symbol"] for q in (await receive_until(ws, "quotes"))["quotes"]}
+    assert symbols_after == {"AAPL"}
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "hint"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1,2]", "JSON object"),
+        ('{"action":"buy"}', "Unknown action"),
+        ('{"action":"subscribe"}', "non-empty list of symbols"),
+        ('{"action":"subscribe","symbols":"AAPL"}', "non-empty list of symbols"),
+    ],
+)
+async def test_a_bad_frame_gets_bad_request_and_the_connection_stays_up(
+    committed: Committed, hub_cleanup: None, frame: str, hint: str
+) -> None:
+    ws = await streaming(await committed.tenant("pro"))
+
+    await ws.send_to(text_data=frame)
+
+    error = await receive_until(ws, "error")
+    assert error["code"] == "bad_request"
+    assert hint in error["message"]
+    await ws.send_to(text_data='{"action":"ping"}')
+    assert (await receive_until(ws, "pong"))["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_a_client_that_keeps_sending_garbage_is_closed_with_4400(committed: Committed, hub_cleanup: None) -> None:
+    ws = await streaming(await committed.tenant("pro"))
+
+    for _ in range(6):
+        await ws.send_to(text_data="garbage")
+
+    codes = []
+    while True:
+        output = await ws.receive_output(5)
+        if output["type"] == "websocket.close":
+            break
+        codes.append(orjson.loads(output["text"]).get("code"))
+    assert output["code"] == 4400
+    assert codes.count("bad_request") >= 5
+
+
+async def test_a_binary_frame_is_a_bad_request(committed: Committed, hub_cleanup: None) -> None:
+    ws = await streaming(await committed.tenant("pro"))
+    await ws.send_to(bytes_data=b"\x00\x01")
+    assert (await receive_until(ws, "error"))["code"] == "bad_request"
+    await ws.disconnect()
+
+
+async def test_a_plan_edit_trims_open_connections_within_2_seconds(committed: Committed, feed: Feed) -> None:
+    plan = await committed.plan(max_symbols_per_stream=4, max_streams=5)
+    tenant = await committed.tenant(plan)
+    ws = await streaming(tenant, "symbols=AAPL,MSFT,AMZN,GOOGL")
+
+    plan.max_symbols_per_stream = 2
+    await sync_to_async(plan.save)()
+
+    limits = await receive_until(ws, "limits", within=2)
+    assert limits["max_symbols"] == 2
+    assert limits["symbols"] == 2
+    dropped = await receive_until(ws, "unsubscribed", within=2)
+    assert dropped["symbols"] == ["AMZN", "GOOGL"]
+    assert dropped["reason"] == "plan_limit"
+    assert "2 symbols per stream" in dropped["message"]
+    seen: set[str] = set()
+    for _ in range(10):
+        seen |= {q["symbol"] for q in (await receive_until(ws, "quotes"))["quotes"]}
+    assert seen <= {"AAPL", "MSFT"}
+
+    plan.max_symbols_per_stream = 10
+    await sync_to_async(plan.save)()
+    raised = await receive_until(ws, "limits", within=2)
+    assert raised["max_symbols"] == 10
+    await ws.disconnect()
+
+
+async def test_changing_an_organisations_plan_applies_its_limits(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant, "symbols=AAPL,MSFT,AMZN,GOOGL,NVDA,TSLA")
+
+    def downgrade() -> None:
+        tenant.organisation.plan = Plan.objects.get(slug="free")
+        tenant.organisation.save()
+
+    await sync_to_async(downgrade)()
+
+    limits = await receive_until(ws, "limits", within=2)
+    assert (limits["max_symbols"], limits["delayed"], limits["delay_minutes"]) == (5, True, 15)
+    assert (await receive_until(ws, "unsubscribed", within=2))["symbols"] == ["TSLA"]
+    await ws.disconnect()
+
+
+async def test_a_cancelled_subscription_closes_open_streams_with_4402(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant)
+
+    def cancel() -> None:
+        tenant.organisation.subscription_status = "canceled"
+        tenant.organisation.save()
+
+    await sync_to_async(cancel)()
+
+    error = await receive_until(ws, "error", within=2)
+    assert error["code"] == "payment_required"
+    assert await ws.receive_output(2) == {"type": "websocket.close", "code": 4402}
+
+
+def make_watchlist(schema: str, symbols: list[str]) -> int:
+    activate_schema(schema)
+    try:
+        return int(Watchlist.objects.create(name="Tech", symbols=symbols).pk)
+    finally:
+        activate_public_schema()
+
+
+async def test_a_watchlist_gives_the_streams_symbols(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    watchlist_id = await sync_to_async(make_watchlist)(tenant.schema, ["NVDA", "AAPL"])
+
+    ws = connect(tenant.host, session=tenant.session, query=f"watchlist={watchlist_id}")
+    await ws.connect()
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["limits"]["symbols"] == 2
+    await ws.disconnect()
+
+
+async def test_another_organisations_watchlist_id_is_not_found(committed: Committed, hub_cleanup: None) -> None:
+    alpha, beta = await committed.tenant("pro"), await committed.tenant("pro")
+    betas_watchlist = await sync_to_async(make_watchlist)(beta.schema, ["NVDA"])
+
+    error = await expect_refusal(
+        connect(alpha.host, session=alpha.session, query=f"watchlist={betas_watchlist}"), 4400, "bad_request"
+    )
+    assert f"no watchlist {betas_watchlist}" in error["message"]
+
+
+async def test_a_delayed_plan_snapshot_says_when_delayed_data_starts(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("free")  # 15 minutes delayed
+    ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL")
+    await ws.connect()
+
+    snapshot = await receive(ws)
+
+    assert snapshot["delayed"] is True
+    assert snapshot["delay_minutes"] == 15
+    assert snapshot["quotes"] == []
+    [pending] = snapshot["pending"]
+    assert pending["symbol"] == "AAPL"
+    import time
+
+    assert pending["available_at"] >= time.time() * 1000 + 14 * 60 * 1000
+    assert await ws.receive_nothing(1)  # nothing realtime leaks to a delayed plan
+    await ws.disconnect()

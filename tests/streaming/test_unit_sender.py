@@ -1,0 +1,233 @@
+"""ConflatingSender (latest quote per symbol, messages first, slow readers closed) and quote encoding."""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from streaming.quotes import Quote, quotes_frame
+from streaming.sender import ConflatingSender
+
+SPEC_QUOTE_FIELDS = {"symbol", "price", "bid", "ask", "volume", "change", "change_pct", "ts"}
+SYMBOLS = [f"S{i:02d}" for i in range(20)]
+
+
+def encoded(symbol: str, n: int) -> bytes:
+    return orjson.dumps({"symbol": symbol, "n": n})
+
+
+class Socket:
+    """A fake websocket: records every frame; `gate` blocks sends while it is clear."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.started: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.slow_calls = 0
+        self.changed = asyncio.Condition()
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def send_text(self, text: str) -> None:
+        self.started.append(text)
+        await self._notify()
+        await self.gate.wait()
+        self.frames.append(text)
+        await self._notify()
+
+    async def on_slow(self) -> None:
+        self.slow_calls += 1
+        await self._notify()
+
+    def decoded(self) -> list[dict[str, Any]]:
+        return [orjson.loads(f) for f in self.frames]
+
+
+async def until(socket: Socket, condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Wait until the fake socket's state satisfies `condition`."""
+    async with asyncio.timeout(within), socket.changed:
+        await socket.changed.wait_for(condition)
+
+
+@pytest.fixture
+async def socket() -> Socket:
+    return Socket()
+
+
+@pytest.fixture
+async def sender(socket: Socket) -> AsyncIterator[ConflatingSender]:
+    running = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0)
+    yield running
+    socket.gate.set()
+    await running.stop()
+
+
+async def test_a_blocked_send_conflates_to_the_latest_quote_per_symbol(
+    sender: ConflatingSender, socket: Socket
+) -> None:
+    socket.gate.clear()
+    sender.start()
+    sender.offer("FIRST", encoded("FIRST", 0))
+    await until(socket, lambda: len(socket.started) == 1)  # the sender is now stuck in send_text
+
+    for n in range(10_000):
+        symbol = SYMBOLS[n % len(SYMBOLS)]
+        sender.offer(symbol, encoded(symbol, n))
+        assert sender.pending_quotes <= len(SYMBOLS)
+    assert sender.pending_quotes == len(SYMBOLS)
+
+    socket.gate.set()
+    await until(socket, lambda: len(socket.frames) == 2)
+    first, second = socket.decoded()
+    assert first == {"type": "quotes", "quotes": [{"symbol": "FIRST", "n": 0}]}
+    assert second["type"] == "quotes"
+    latest = {symbol: max(n for n in range(10_000) if SYMBOLS[n % len(SYMBOLS)] == symbol) for symbol in SYMBOLS}
+    assert {q["symbol"]: q["n"] for q in second["quotes"]} == latest
+    assert len(second["quotes"]) == len(SYMBOLS)
+    assert sender.pending_quotes == 0
+
+
+async def test_messages_go_out_before_pending_quotes(sender: ConflatingSender, socket: Socket) -> None:
+    sender.offer("AAPL", encoded("AAPL", 1))
+    sender.message('{"type":"pong"}')
+    sender.message('{"type":"subscribed","symbols":["AAPL"],"rejected":[]}')
+    sender.start()
+    await until(socket, lambda: len(socket.frames) == 3)
+    assert [frame["type"] for frame in socket.decoded()] == ["pong", "subscribed", "quotes"]
+
+
+async def test_messages_queued_during_a_blocked_send_overtake_quotes_offered_earlier(
+    sender: ConflatingSender, socket: Socket
+) -> None:
+    socket.gate.clear()
+    sender.start()
+    sender.message('{"type":"first"}')
+    await until(socket, lambda: len(socket.started) == 1)
+    sender.offer("MSFT", encoded("MSFT", 1))
+    sender.message('{"type":"second"}')
+    socket.gate.set()
+    await until(socket, lambda: len(socket.frames) == 3)
+    assert [frame["type"] for frame in socket.decoded()] == ["first", "second", "quotes"]
+
+
+async def test_a_send_blocked_past_slow_after_reports_slow_once_and_stops() -> None:
+    socket = Socket()
+    socket.gate.clear()
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=0.2)
+    sender.start()
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await until(socket, lambda: socket.slow_calls == 1, within=2)
+    assert socket.frames == []
+
+    # The sender has stopped: later offers and messages send nothing and report nothing more.
+    sender.offer("AAPL", encoded("AAPL", 2))
+    sender.message('{"type":"pong"}')
+    socket.gate.set()
+    await asyncio.sleep(0.5)
+    assert socket.slow_calls == 1
+    assert len(socket.started) == 1
+    assert socket.frames == []
+    await sender.stop()
+
+
+async def test_a_send_faster_than_slow_after_is_not_slow() -> None:
+    socket = Socket()
+    socket.gate.clear()
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=2.0)
+    sender.start()
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await asyncio.sleep(0.1)
+    socket.gate.set()
+    await until(socket, lambda: len(socket.frames) == 1)
+    sender.offer("AAPL", encoded("AAPL", 2))
+    await until(socket, lambda: len(socket.frames) == 2)
+    assert socket.slow_calls == 0
+    await sender.stop()
+
+
+async def test_drop_forgets_unsent_quotes_of_those_symbols(sender: ConflatingSender, socket: Socket) -> None:
+    for symbol in ("AAPL", "MSFT", "KO"):
+        sender.offer(symbol, encoded(symbol, 1))
+    sender.drop({"MSFT", "KO", "NOT_PENDING"})
+    assert sender.pending_quotes == 1
+    sender.start()
+    await until(socket, lambda: len(socket.frames) == 1)
+    await asyncio.sleep(0.05)
+    assert socket.decoded() == [{"type": "quotes", "quotes": [{"symbol": "AAPL", "n": 1}]}]
+
+
+async def test_dropping_everything_sends_no_empty_frame(sender: ConflatingSender, socket: Socket) -> None:
+    sender.offer("AAPL", encoded("AAPL", 1))
+    sender.drop({"AAPL"})
+    sender.start()
+    await asyncio.sleep(0.1)
+    assert socket.frames == []
+    assert sender.pending_quotes == 0
+
+
+async def test_stop_cancels_a_blocked_send(socket: Socket) -> None:
+    socket.gate.clear()
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0)
+    sender.start()
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await until(socket, lambda: len(socket.started) == 1)
+    async with asyncio.timeout(1):
+        await sender.stop()
+    assert socket.frames == []
+    assert socket.slow_calls == 0
+
+
+# -- quotes.py -------------------------------------------------------------------------------------
+
+QUOTE = Quote(symbol="AAPL", price=190.12, bid=190.1, ask=190.14, volume=1_234_567, change=1.5, change_pct=0.8, ts=1)
+
+
+def test_quote_encode_has_exactly_the_spec_fields() -> None:
+    decoded = orjson.loads(QUOTE.encode())
+    assert set(decoded) == SPEC_QUOTE_FIELDS
+    assert {f.name for f in dataclasses.fields(Quote)} == SPEC_QUOTE_FIELDS
+    assert decoded == {
+        "symbol": "AAPL",
+        "price": 190.12,
+        "bid": 190.1,
+        "ask": 190.14,
+        "volume": 1_234_567,
+        "change": 1.5,
+        "change_pct": 0.8,
+        "ts": 1,
+    }
+    assert isinstance(decoded["volume"], int)
+    assert isinstance(decoded["ts"], int)
+
+
+def test_quotes_frame_is_valid_json_with_extra_fields_and_the_quotes_array() -> None:
+    other = dataclasses.replace(QUOTE, symbol="MSFT", price=410.0)
+    frame = quotes_frame(
+        "snapshot",
+        [QUOTE.encode(), other.encode()],
+        delayed=True,
+        delay_minutes=15,
+        limits={"max_symbols": 50, "symbols": 2},
+    )
+    decoded = orjson.loads(frame)
+    assert isinstance(frame, str)
+    assert decoded == {
+        "type": "snapshot",
+        "delayed": True,
+        "delay_minutes": 15,
+        "limits": {"max_symbols": 50, "symbols": 2},
+        "quotes": [orjson.loads(QUOTE.encode()), orjson.loads(other.encode())],
+    }
+    assert next(iter(decoded)) == "type"
+
+
+@pytest.mark.parametrize("quotes", [[], [b'{"symbol":"A"}']])
+def test_quotes_frame_without_extras(quotes: list[bytes]) -> None:
+    decoded = orjson.loads(quotes_frame("quotes", quotes))
+    assert decoded == {"type": "quotes", "quotes": [orjson.loads(q) for q in quotes]}
