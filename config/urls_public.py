@@ -6,6 +6,7 @@ from django.urls import include, path
 from billing.views import pricing
 from core.views import landing
 from tenants.views import SignupView, organisation_list, organisation_open
+from tenants.views_team import invitation
 
 admin.site.site_header = "Tickerdeck staff"
 admin.site.site_title = "Tickerdeck staff"
@@ -18,5 +19,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("organisations/", organisation_list, name="organisation_list"),
     path("organisations/<slug:slug>/open/", organisation_open, name="organisation_open"),
+    path("invitations/<str:token>/", invitation, name="invitation"),
     path("admin/", admin.site.urls),
 ]

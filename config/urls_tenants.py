@@ -2,11 +2,15 @@
 
 from django.urls import include, path
 
-from tenants.views import dashboard, handoff, members
+from dashboard.views import dashboard
+from streaming.views import symbol_search
+from tenants.views import handoff
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
-    path("members/", members, name="members"),
+    path("", include("tenants.urls_team")),
+    path("watchlists/", include("watchlists.urls")),
+    path("symbols/search/", symbol_search, name="symbol_search"),
     path("handoff/<str:token>/", handoff, name="handoff"),
     path("accounts/", include("allauth.urls")),
 ]

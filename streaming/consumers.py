@@ -15,6 +15,7 @@ from django.conf import settings
 from .hub import StreamHub, stream_hub
 from .protocol import (
     MAX_FRAME_BYTES,
+    ORGANISATION_DELETED,
     SLOW_CONSUMER,
     TOO_MANY_BAD_FRAMES,
     CloseCode,
@@ -126,8 +127,14 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.sender.offer(symbol, encoded)
 
     async def control(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "plan.changed":
+        kind = event.get("type")
+        if kind == "plan.changed":
             await self.plan_changed(event)
+        elif kind == "member.removed" and event.get("user_id") == self.scope.get("user_id"):
+            name = self.scope["organisation"].name
+            await self.close_with(Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are no longer a member of {name}."))
+        elif kind == "organisation.deleted":
+            await self.close_with(ORGANISATION_DELETED)
 
     async def plan_changed(self, event: dict[str, Any]) -> None:
         """Apply the organisation's new plan without a reconnect (SPEC: within 2 seconds)."""

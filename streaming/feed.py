@@ -30,6 +30,7 @@ WATCH_REFRESH_SECONDS = 2.0
 WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
+SHUTDOWN_SECONDS = 2.0
 
 
 def delay_ms(delay_minutes: int) -> int:
@@ -108,7 +109,8 @@ class Feed:
                 finally:
                     await self.provider.stop()
                     with contextlib.suppress(Exception):
-                        await self.state.leader_release(self.holder)
+                        async with asyncio.timeout(SHUTDOWN_SECONDS):
+                            await self.state.leader_release(self.holder)
                 logger.info("%s stopped leading", self.holder)
             else:
                 await self._sleep(STANDBY_POLL_SECONDS)
@@ -133,7 +135,11 @@ class Feed:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        # Bounded: a task stuck in a Redis call that ignores its cancellation must not keep this
+        # process from standing by (or from exiting).
+        _, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_SECONDS)
+        if stuck:
+            logger.warning("feed tasks still stopping after %s s: %s", SHUTDOWN_SECONDS, [t.get_name() for t in stuck])
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("feed task %s failed", task.get_name(), exc_info=task.exception())

@@ -1,7 +1,10 @@
 """The symbol directory: real listed stocks that quotes can be streamed for (public schema)."""
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Upper
 
 
 class Symbol(models.Model):
@@ -16,6 +19,15 @@ class Symbol(models.Model):
 
     class Meta:
         ordering = ("symbol",)
+        constraints = [
+            # Tickers are compared upper-cased everywhere; the search's ticker-prefix step relies on it
+            # to use the plain (varchar_pattern_ops) index Django gives the unique `symbol` column.
+            models.CheckConstraint(condition=Q(symbol=Upper("symbol")), name="symbol_upper_case"),
+        ]
+        indexes = [
+            # Company-name prefix search (streaming.directory.symbol_search): UPPER(name) LIKE 'APP%'.
+            models.Index(OpClass(Upper("name"), name="text_pattern_ops"), name="symbol_name_upper_prefix"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} ({self.name})"

@@ -173,5 +173,7 @@ def requested_symbols(*, schema_name: str, symbols_param: str, watchlist_param: 
 def plan_limits(*, organisation_id: int) -> PlanLimits | Refusal:
     """The organisation's current limits, or the refusal that now applies to it."""
     activate_public_schema()
-    organisation = Organisation.objects.select_related("plan").get(pk=organisation_id)
+    organisation = Organisation.objects.select_related("plan").filter(pk=organisation_id).first()
+    if organisation is None:
+        return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "This organisation has been deleted.")
     return standing_refusal(organisation) or PlanLimits.of(organisation)

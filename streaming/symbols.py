@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tenants.db import activate_public_schema
+from tenants.db import public_schema
 
 from .models import Symbol
 
@@ -30,8 +30,9 @@ def known_symbols() -> frozenset[str]:
     """Every ticker in the directory (synchronous: reads the public schema at most every 5 minutes)."""
     global _known, _loaded_at
     if not _known or time.monotonic() - _loaded_at > CACHE_SECONDS:
-        activate_public_schema()
-        _known = frozenset(Symbol.objects.values_list("symbol", flat=True))
+        # Callers may be inside an organisation's schema (a watchlist edit): leave them there.
+        with public_schema():
+            _known = frozenset(Symbol.objects.values_list("symbol", flat=True))
         _loaded_at = time.monotonic()
     return _known
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from .models import Domain, Membership, Organisation
+from .models import Domain, Invitation, Membership, Organisation
 
 
 class MembershipInline(admin.TabularInline[Membership, Organisation]):
@@ -51,3 +51,13 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     search_fields = ("user__email", "organisation__name", "organisation__slug")
     list_select_related = ("user", "organisation")
     autocomplete_fields = ("user", "organisation")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    list_display = ("email", "organisation", "role", "invited_by", "created", "accepted_at")
+    list_filter = ("role",)
+    search_fields = ("email", "organisation__name", "organisation__slug")
+    list_select_related = ("organisation", "invited_by")
+    readonly_fields = ("created", "accepted_at")
+    autocomplete_fields = ("organisation", "invited_by")

@@ -1,9 +1,12 @@
 """The one place that switches the connection's PostgreSQL schema (django-tenants' connection)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 from django.db import connection
 from django_tenants.postgresql_backend.base import DatabaseWrapper
+from django_tenants.utils import get_public_schema_name, schema_context
 
 
 def tenant_connection() -> DatabaseWrapper:
@@ -18,3 +21,10 @@ def activate_public_schema() -> None:
 def activate_schema(schema_name: str) -> None:
     """Point this thread's connection at one organisation's schema (public stays on the search path)."""
     tenant_connection().set_schema(schema_name)
+
+
+@contextmanager
+def public_schema() -> Iterator[None]:
+    """Run a block on the public schema, then put the connection back on the schema it was on."""
+    with schema_context(get_public_schema_name()):
+        yield

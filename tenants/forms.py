@@ -1,5 +1,9 @@
-"""The organisation sign-up form: allauth's account fields plus the organisation's name and subdomain."""
+"""Forms of the tenants app: organisation sign-up, invitations, and organisation settings.
 
+They parse input only; the services in tenants/services.py and tenants/team.py decide.
+"""
+
+from collections.abc import Sequence
 from typing import Any
 
 from allauth.account.forms import SignupForm
@@ -9,7 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
 
-from .models import Organisation
+from .models import Organisation, Role
 from .services import organisation_create
 from .validators import SUBDOMAIN_MAX, validate_subdomain
 
@@ -50,3 +54,54 @@ class OrganisationSignupForm(SignupForm):
                 owner=user,
             )
         return user
+
+
+class InvitationForm(forms.Form):
+    """Invite someone by e-mail, as one of the roles the inviting member may grant."""
+
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
+
+    def __init__(self, *args: Any, roles: Sequence[Role], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The list offers only grantable roles; any role parses, so that the service refuses a forged
+        # one with its own message (a 403) rather than a vague "select a valid choice".
+        self.fields["role"].widget.choices = [(role.value, role.label) for role in roles]
+        self.fields["email"].widget.attrs.update({"autocomplete": "off", "autocapitalize": "none"})
+
+
+class InvitationSignupForm(forms.Form):
+    """The account of an invited person: the invited address (fixed) and a password."""
+
+    email = forms.EmailField(label="E-mail address", disabled=True)
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].initial = email
+
+
+class OrganisationRenameForm(forms.Form):
+    name = forms.CharField(label="Organisation name", max_length=100)
+
+
+class OrganisationDeleteForm(forms.Form):
+    confirmation = forms.CharField(
+        label="Type the subdomain to confirm",
+        # Checked by organisation_delete, whose message says what to type.
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}),
+    )
+
+
+def form_add_errors(form: forms.Form, exc: forms.ValidationError) -> None:
+    """Show a service's ValidationError on the form: next to its field when it names one."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

@@ -11,7 +11,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from .db import activate_public_schema
-from .models import Domain, Organisation
+from .models import Domain, Membership, Organisation
 from .selectors import membership_get, public_url
 
 # Tenant-host paths that a signed-out visitor or a non-member may open.
@@ -95,6 +95,12 @@ class MembershipRequiredMiddleware:
             )
         request.membership = membership  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+def request_membership(request: HttpRequest) -> Membership:
+    """The signed-in member on an organisation's host, as MembershipRequiredMiddleware set it."""
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    return membership
 
 
 def service_unavailable(request: HttpRequest) -> HttpResponse:

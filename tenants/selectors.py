@@ -1,13 +1,16 @@
-"""Reads for organisations and memberships."""
+"""Reads for organisations, memberships and invitations."""
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, Value, When
 from django.http import HttpRequest
 
 from accounts.models import User
 
-from .models import Membership, Organisation
+from .models import Invitation, Membership, Organisation, Role
+from .roles import membership_can_manage
 
 
 def membership_get(*, user: "User | AnonymousUser", organisation: Organisation) -> Membership | None:
@@ -29,7 +32,61 @@ def membership_list_for_user(*, user: "User | AnonymousUser") -> QuerySet[Member
 
 
 def membership_list_for_organisation(*, organisation: Organisation) -> QuerySet[Membership]:
-    return Membership.objects.filter(organisation=organisation).select_related("user").order_by("role", "user__email")
+    """The organisation's members: owners first, then admins, then members, each by e-mail."""
+    rank = Case(*(When(role=role, then=Value(i)) for i, role in enumerate(Role)), default=Value(len(Role)))
+    return (
+        Membership.objects.filter(organisation=organisation)
+        .select_related("user", "organisation")
+        .order_by(rank, "user__email")
+    )
+
+
+def membership_get_in_organisation(*, organisation: Organisation, membership_id: int) -> Membership | None:
+    """A membership of this organisation by id; None for an id of another organisation's member."""
+    return (
+        Membership.objects.select_related("user", "organisation")
+        .filter(pk=membership_id, organisation=organisation)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One line of the members page, with what the viewing member may do to it."""
+
+    membership: Membership
+    is_self: bool
+    can_manage: bool
+
+
+def member_rows(*, actor: Membership) -> list[MemberRow]:
+    """The actor's organisation's members, each with whether the actor may change or remove them."""
+    return [
+        MemberRow(membership=m, is_self=m.pk == actor.pk, can_manage=membership_can_manage(actor=actor, target=m))
+        for m in membership_list_for_organisation(organisation=actor.organisation)
+    ]
+
+
+def organisation_owner_count(*, organisation: Organisation) -> int:
+    return Membership.objects.filter(organisation=organisation, role=Role.OWNER).count()
+
+
+def invitation_list_pending(*, organisation: Organisation) -> QuerySet[Invitation]:
+    """Invitations of this organisation not accepted yet, newest first."""
+    return (
+        Invitation.objects.filter(organisation=organisation, accepted_at__isnull=True)
+        .select_related("invited_by")
+        .order_by("-created")
+    )
+
+
+def invitation_get_in_organisation(*, organisation: Organisation, invitation_id: int) -> Invitation | None:
+    """An invitation of this organisation by id; None for an id of another organisation's."""
+    return Invitation.objects.select_related("organisation").filter(pk=invitation_id, organisation=organisation).first()
+
+
+def user_exists(*, email: str) -> bool:
+    return User.objects.filter(email__iexact=email.strip()).exists()
 
 
 def organisation_host(*, organisation: Organisation) -> str:

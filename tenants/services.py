@@ -1,4 +1,4 @@
-"""Writes for organisations: creation (schema, domain, owner) and the log-in hand-off between hosts."""
+"""Writes for organisations: creation, renaming, deletion, new users, and the log-in hand-off between hosts."""
 
 import logging
 import time
@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
@@ -18,6 +18,7 @@ from billing.selectors import plan_get_default
 
 from .db import activate_public_schema
 from .models import Domain, Membership, Organisation, Role
+from .roles import organisation_settings_check_allowed
 from .validators import schema_name_for, validate_subdomain
 
 logger = logging.getLogger(__name__)
@@ -75,14 +76,60 @@ def owner_get_or_create(*, email: str, password: str) -> User:
         if not user.check_password(password):
             raise ValidationError({"password": f"A user {email} already exists and that is not their password."})
         return user
-    candidate = User(email=email)
+    return user_create(email=email, password=password)
+
+
+def user_create(*, email: str, password: str) -> User:
+    """A new user whose e-mail address is known to be theirs (given by staff, or proven by an invitation link).
+
+    Raises ValidationError keyed "password" when the password fails the validators.
+    """
+    email = email.strip().lower()
     try:
-        password_validation.validate_password(password, user=candidate)
+        password_validation.validate_password(password, user=User(email=email))
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from exc
     user = User.objects.create_user(email=email, password=password)
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
     return user
+
+
+def organisation_rename(*, actor: Membership, name: str) -> Organisation:
+    """Give the actor's organisation a new display name (owners and admins); the slug never changes."""
+    organisation = actor.organisation
+    organisation_settings_check_allowed(actor=actor)
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give your organisation a name."})
+    max_length = Organisation._meta.get_field("name").max_length or 100
+    if len(name) > max_length:
+        raise ValidationError({"name": f"Use at most {max_length} characters."})
+    if name != organisation.name:
+        organisation.name = name
+        organisation.save(update_fields=["name"])
+    return organisation
+
+
+def organisation_delete(*, actor: Membership, confirmation: str) -> str:
+    """Delete the actor's organisation for good (owners only, confirmed by typing its slug); return its name.
+
+    The schema is dropped (`auto_drop_schema`) and the domains, memberships and invitations go by
+    cascade, all in one transaction.
+    """
+    organisation = actor.organisation
+    if actor.role != Role.OWNER:
+        raise PermissionDenied(f"Only an owner can delete {organisation.name}.")
+    if confirmation.strip() != organisation.slug:
+        raise ValidationError(
+            {"confirmation": f"Type “{organisation.slug}” exactly to confirm the deletion. Nothing was deleted."}
+        )
+    name = organisation.name
+    # django-tenants drops a schema only from the public schema or its own; the request runs in its own.
+    activate_public_schema()
+    with transaction.atomic():
+        Organisation.objects.select_for_update().get(pk=organisation.pk).delete()
+    logger.info("organisation %s deleted by %s", organisation.slug, actor.user)
+    return name
 
 
 def handoff_token_create(*, user: AbstractBaseUser, organisation: Organisation) -> str:

@@ -1,10 +1,10 @@
-"""Sign-up, the hand-off between hosts, and an organisation's own pages."""
+"""Sign-up, "Your organisations", the hand-off between hosts, and the dashboard."""
 
 import logging
-from typing import Any
 
 from allauth.account.views import SignupView as AllauthSignupView
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,9 +15,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .forms import OrganisationSignupForm
+from .forms import OrganisationSignupForm, form_add_errors
 from .models import Organisation
-from .selectors import membership_list_for_organisation, membership_list_for_user, organisation_url
+from .notices import notice_from_request
+from .selectors import membership_list_for_user, organisation_url
 from .services import handoff_token_create, handoff_token_user
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ class SignupView(AllauthSignupView):
         try:
             return super().form_valid(form)
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            form_add_errors(form, exc)
         except DatabaseError:
             logger.exception("sign-up failed while creating the organisation")
             form.add_error(None, NOT_CREATED_MESSAGE)
@@ -49,6 +49,11 @@ class SignupView(AllauthSignupView):
 @login_required
 def organisation_list(request: HttpRequest) -> HttpResponse:
     """Public host: the organisations the signed-in user belongs to."""
+    notice = notice_from_request(request)
+    if notice is not None:
+        # Shown once, from this host's own message store; the URL loses the token.
+        messages.success(request, notice)
+        return redirect("organisation_list")
     return render(
         request, "tenants/organisation_list.html", {"memberships": membership_list_for_user(user=request.user)}
     )
@@ -82,16 +87,3 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "tenants/handoff_invalid.html", status=400)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("dashboard")
-
-
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """Tenant host: the organisation, its plan and its limits (the live dashboard comes later)."""
-    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
-    return render(request, "tenants/dashboard.html", {"plan": organisation.plan})
-
-
-def members(request: HttpRequest) -> HttpResponse:
-    """Tenant host: who belongs to this organisation."""
-    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
-    context: dict[str, Any] = {"memberships": membership_list_for_organisation(organisation=organisation)}
-    return render(request, "tenants/members.html", context)

@@ -2,6 +2,8 @@
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
 
 
 class Watchlist(models.Model):
@@ -16,6 +18,17 @@ class Watchlist(models.Model):
 
     class Meta:
         ordering = ("name", "id")
+        constraints = [
+            # Names pick a watchlist on the dashboard, so two that differ only in case would be ambiguous.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="watchlist_unique_name",
+                violation_error_message="There is already a watchlist with this name.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("watchlists:detail", args=[self.pk])

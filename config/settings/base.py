@@ -38,6 +38,7 @@ SHARED_APPS = [
     "billing",
     "core",
     "streaming",
+    "dashboard",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
@@ -123,8 +124,9 @@ async def hub_cleanup() -> AsyncIterator[None]:
 @pytest.fixture
 async def feed(hub_cleanup: None) -> AsyncIterator[Feed]:
     """The real feed, with a fast seeded simulated provider, leading in this test's event loop."""
-    layer = get_channel_layer()
-    assert layer is not None
+    # A layer of its own, as in production where the feed is another process: the test's web side
+    # (hub rooms) and the feed do not share channels-redis' per-instance connections and locks.
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
     running = Feed(SimulatedProvider(ticks_per_second=400, seed=7), stream_state(), layer)
     task = asyncio.create_task(running.run())
     yield running

@@ -213,3 +213,25 @@ async def test_a_delayed_plan_snapshot_says_when_delayed_data_starts(committed: 
     assert pending["available_at"] >= time.time() * 1000 + 14 * 60 * 1000
     assert await ws.receive_nothing(1)  # nothing realtime leaks to a delayed plan
     await ws.disconnect()
+
+
+async def test_a_removed_member_is_closed_with_4403_and_others_stay(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    member_session = await committed.member(tenant, f"member@{tenant.organisation.slug}.example")
+    owner_ws = await streaming(tenant)
+    member_ws = connect(tenant.host, session=member_session, query="symbols=AAPL")
+    await member_ws.connect()
+    assert (await receive(member_ws))["type"] == "snapshot"
+
+    def remove_member() -> None:
+        tenant.organisation.memberships.exclude(user=tenant.owner).delete()
+
+    await sync_to_async(remove_member)()
+
+    error = await receive_until(member_ws, "error", within=2)
+    assert error["code"] == "forbidden"
+    assert "no longer a member" in error["message"]
+    assert await member_ws.receive_output(2) == {"type": "websocket.close", "code": 4403}
+    await owner_ws.send_json_to({"action": "ping"})
+    assert (await receive_until(owner_ws, "pong"))["type"] == "pong"
+    await owner_ws.disconnect()

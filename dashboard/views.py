@@ -1,0 +1,30 @@
+"""The organisation's live dashboard: one watchlist's quotes, streamed over the websocket."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from streaming.models import Symbol
+from tenants.models import Organisation
+from tenants.selectors import public_url
+from watchlists.models import Watchlist
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Tenant host `/`: pick a watchlist (?watchlist=<id>, else the first) and watch it live."""
+    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
+    watchlists = list(Watchlist.objects.order_by("name", "id"))
+    selected = next((w for w in watchlists if str(w.pk) == request.GET.get("watchlist")), None)
+    selected = selected or (watchlists[0] if watchlists else None)
+    names = dict(Symbol.objects.filter(symbol__in=selected.symbols).values_list("symbol", "name")) if selected else {}
+    plan = organisation.plan
+    return render(
+        request,
+        "dashboard/dashboard.html",
+        {
+            "plan": plan,
+            "watchlists": watchlists,
+            "selected": selected,
+            "rows": [(symbol, names.get(symbol, "")) for symbol in (selected.symbols if selected else [])],
+            "pricing_url": public_url(request=request, path="/pricing/"),
+        },
+    )

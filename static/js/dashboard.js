@@ -1,0 +1,167 @@
+// Tickerdeck live dashboard: one websocket per page, quotes into the table, reconnect with backoff.
+(function () {
+  "use strict";
+
+  const table = document.getElementById("quotes");
+  if (!table) return;
+  const badge = document.getElementById("stream-badge");
+  const problem = document.getElementById("stream-problem");
+  const notice = document.getElementById("stream-notice");
+  const rows = new Map();
+  table.querySelectorAll("tbody tr[data-symbol]").forEach((tr) => {
+    rows.set(tr.dataset.symbol, { tr, prices: [], last: null });
+  });
+
+  const SPARK_POINTS = 120;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 30000;
+  // Close codes after which retrying cannot help (SPEC "Close codes"): what to tell the person.
+  const FINAL = {
+    4400: { text: "The dashboard sent a request the server could not understand.", link: null },
+    4401: { text: "Your session has ended. Log in again to keep watching.", link: ["Log in", table.dataset.loginUrl] },
+    4402: { text: "Your organisation's subscription is inactive. An owner or admin can settle it.", link: ["See plans", table.dataset.pricingUrl] },
+    4403: { text: "You no longer have access to this organisation's quotes.", link: null },
+    4404: { text: "There is no organisation at this address.", link: null },
+    4429: { text: "Your plan's limit is reached.", link: ["Upgrade your plan", table.dataset.pricingUrl] },
+  };
+
+  let attempt = 0;
+  let lastError = null;
+  let socket = null;
+
+  function setBadge(kind, text) {
+    badge.className = "badge badge--" + kind;
+    badge.textContent = text;
+  }
+
+  function show(element, text, link) {
+    element.textContent = text + " ";
+    if (link && link[1]) {
+      const a = document.createElement("a");
+      a.href = link[1];
+      a.textContent = link[0];
+      element.appendChild(a);
+    }
+    element.hidden = false;
+  }
+
+  function fmt(value, digits) {
+    return Number(value).toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  }
+
+  function signed(value, digits, suffix) {
+    const text = fmt(Math.abs(value), digits) + (suffix || "");
+    return (value > 0 ? "+" : value < 0 ? "−" : "") + text;
+  }
+
+  function drawSpark(row) {
+    const prices = row.prices;
+    if (prices.length < 2) return;
+    const low = Math.min(...prices), high = Math.max(...prices);
+    const span = high - low || 1;
+    const step = 100 / (SPARK_POINTS - 1);
+    const offset = SPARK_POINTS - prices.length;
+    const points = prices.map((p, i) => ((offset + i) * step).toFixed(1) + "," + (22 - ((p - low) / span) * 20).toFixed(1));
+    row.tr.querySelector(".spark polyline").setAttribute("points", points.join(" "));
+  }
+
+  function apply(quote) {
+    const row = rows.get(quote.symbol);
+    if (!row) return;
+    const tr = row.tr;
+    const priceCell = tr.querySelector(".price");
+    if (row.last !== null && quote.price !== row.last) {
+      priceCell.classList.remove("flash-up", "flash-down");
+      void priceCell.offsetWidth; // restart the animation
+      priceCell.classList.add(quote.price > row.last ? "flash-up" : "flash-down");
+    }
+    row.last = quote.price;
+    priceCell.textContent = fmt(quote.price, 2);
+    const direction = quote.change > 0 ? "up" : quote.change < 0 ? "down" : "flat";
+    tr.dataset.direction = direction;
+    tr.querySelector(".change").textContent = signed(quote.change, 2);
+    tr.querySelector(".change-pct").textContent = signed(quote.change_pct, 2, "%");
+    tr.querySelector(".bid").textContent = fmt(quote.bid, 2);
+    tr.querySelector(".ask").textContent = fmt(quote.ask, 2);
+    tr.querySelector(".volume").textContent = Number(quote.volume).toLocaleString();
+    tr.querySelector(".time").textContent = new Date(quote.ts).toLocaleTimeString();
+    tr.classList.remove("row--stopped");
+    row.prices.push(quote.price);
+    if (row.prices.length > SPARK_POINTS) row.prices.shift();
+    drawSpark(row);
+  }
+
+  function onSnapshot(message) {
+    attempt = 0;
+    problem.hidden = true;
+    if (message.delayed) {
+      setBadge("delayed", "Delayed by " + message.delay_minutes + " min");
+    } else {
+      setBadge("live", "Live");
+    }
+    (message.quotes || []).forEach(apply);
+    const pending = message.pending || [];
+    if (pending.length) {
+      const first = Math.min(...pending.map((p) => p.available_at));
+      show(notice, "Your plan shows quotes " + message.delay_minutes + " minutes late. Delayed data for " +
+        pending.map((p) => p.symbol).join(", ") + " starts at " + new Date(first).toLocaleTimeString() + ".",
+        ["Get realtime data", table.dataset.pricingUrl]);
+    } else {
+      notice.hidden = true;
+    }
+  }
+
+  function onMessage(event) {
+    const message = JSON.parse(event.data);
+    switch (message.type) {
+      case "snapshot": onSnapshot(message); break;
+      case "quotes":
+        message.quotes.forEach(apply);
+        if (!notice.hidden && badge.classList.contains("badge--delayed")) notice.hidden = true;
+        break;
+      case "limits":
+        setBadge(message.delayed ? "delayed" : "live", message.delayed ? "Delayed by " + message.delay_minutes + " min" : "Live");
+        break;
+      case "unsubscribed":
+        message.symbols.forEach((s) => rows.get(s) && rows.get(s).tr.classList.add("row--stopped"));
+        if (message.reason === "plan_limit") show(notice, message.message, ["Upgrade your plan", table.dataset.pricingUrl]);
+        break;
+      case "subscribed":
+        if (message.rejected && message.rejected.length) {
+          show(notice, "Not streaming: " + message.rejected.map((r) => r.symbol + " (" + r.reason.replace("_", " ") + ")").join(", ") + ".", null);
+        }
+        break;
+      case "error": lastError = message; break;
+      default: break;
+    }
+  }
+
+  function onClose(event) {
+    const final = FINAL[event.code];
+    if (final) {
+      setBadge("stopped", "Stopped");
+      const detail = lastError && lastError.message ? lastError.message : final.text;
+      show(problem, detail, final.link);
+      return;
+    }
+    attempt += 1;
+    // Exponential backoff with full jitter, so a restarted server is not hit by every tab at once.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+    const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
+    setBadge("reconnecting", "Reconnecting in " + Math.ceil(delay / 1000) + " s");
+    window.setTimeout(connect, delay);
+  }
+
+  function connect() {
+    lastError = null;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(scheme + "://" + location.host + "/ws/stock-market/?watchlist=" + encodeURIComponent(table.dataset.watchlist));
+    socket.addEventListener("message", onMessage);
+    socket.addEventListener("close", onClose);
+    setBadge("idle", attempt ? "Reconnecting…" : "Connecting…");
+  }
+
+  // Keep the connection alive through idle proxies.
+  window.setInterval(() => socket && socket.readyState === WebSocket.OPEN && socket.send('{"action":"ping"}'), 25000);
+  connect();
+})();

@@ -1,0 +1,88 @@
+"""The live dashboard in Debian's Chromium against real web and feed processes (SPEC's whole path)."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+from tests.live import ARTIFACTS, LiveServer, chromium_page, record_figure
+from tests.streaming import live_support
+from tests.streaming.conftest import Committed, Tenant
+from tests.streaming.conftest import committed as committed_rows
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+# The live fixtures (pytest finds fixtures among a module's globals).
+db, feed, web = live_support.db, live_support.feed, live_support.web
+committed = committed_rows
+
+PRICE_CHANGE_SECONDS = 5
+
+
+def tenant_url(web: LiveServer, tenant: Tenant, path: str) -> str:
+    return web.url(path, host=tenant.host)
+
+
+def log_in(page: Page, web: LiveServer, tenant: Tenant) -> None:
+    page.goto(tenant_url(web, tenant, "/accounts/login/"))
+    page.fill("#id_login", tenant.owner.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text(tenant.organisation.name)
+
+
+def create_watchlist(page: Page, web: LiveServer, tenant: Tenant, name: str, symbols: str) -> None:
+    page.goto(tenant_url(web, tenant, "/watchlists/"))
+    page.fill("#id_name", name)
+    page.get_by_role("button", name="Create").click()
+    page.fill("#id_symbols", symbols)
+    page.get_by_role("button", name="Add", exact=True).click()
+
+
+def test_a_member_watches_a_new_watchlist_move_live(committed: Committed, feed: object, web: LiveServer) -> None:
+    tenant = committed.tenant_sync("pro")
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Tech", "AAPL, MSFT, NVDA")
+        expect(page.locator("body")).to_contain_text("NVDA")
+
+        page.goto(tenant_url(web, tenant, "/"))
+        expect(page.locator("#stream-badge")).to_have_text("Live")
+        rows = page.locator("#quotes tbody tr")
+        expect(rows).to_have_count(3)
+        for symbol in ("AAPL", "MSFT", "NVDA"):
+            expect(page.locator(f'tr[data-symbol="{symbol}"] .price')).to_have_text(re.compile(r"\d"))
+        first = {s: page.locator(f'tr[data-symbol="{s}"] .price').inner_text() for s in ("AAPL", "MSFT", "NVDA")}
+        # Within 5 seconds at least one of the three prices moves on screen.
+        page.wait_for_function(
+            """(first) => Object.entries(first).some(([symbol, price]) =>
+                document.querySelector(`tr[data-symbol="${symbol}"] .price`).textContent !== price)""",
+            arg=first,
+            timeout=PRICE_CHANGE_SECONDS * 1000,
+        )
+        page.wait_for_timeout(1500)  # let the sparklines draw a few points for the screenshot
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+        expect(page.locator('tr[data-symbol="AAPL"] .price')).to_be_visible()
+    record_figure("dashboard", "three watched prices changed on screen within 5 s")
+
+
+def test_the_free_plan_says_the_symbol_limit_is_reached(committed: Committed, feed: object, web: LiveServer) -> None:
+    tenant = committed.tenant_sync("free")  # 5 symbols per stream
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Mine", "AAPL, MSFT, NVDA, AMZN, GOOGL")
+        page.fill("#id_symbols", "TSLA")
+        page.get_by_role("button", name="Add", exact=True).click()
+
+        expect(page.locator("body")).to_contain_text(re.compile(r"limit", re.IGNORECASE))
+        expect(page.get_by_role("link", name=re.compile("plans", re.IGNORECASE)).first).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "symbol-limit.png"), full_page=True)
+
+        page.goto(tenant_url(web, tenant, "/"))
+        expect(page.locator("#stream-badge")).to_have_text("Delayed by 15 min")
+        expect(page.locator("#stream-notice")).to_contain_text("starts at")

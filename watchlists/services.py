@@ -1,0 +1,230 @@
+"""Writes of watchlists, within the organisation's plan limits; live connections hear of each change.
+
+Every function runs in the organisation's schema, which the request has already set (they refuse
+to run in another one), and raises ValidationError with a message for people, keyed by the form
+field it is about ("name", "symbols", "symbol"; plan limits carry the codes in PLAN_LIMIT_CODES),
+or Watchlist.DoesNotExist for an id that is not a watchlist of this organisation. A refused change
+changes nothing. Writes to one watchlist lock its row, so concurrent edits neither lose each other's
+symbols nor slip past a limit together.
+"""
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from billing.models import Plan
+from streaming.services import watchlist_notify_changed
+from streaming.symbols import symbols_validate
+from tenants.db import tenant_connection
+from tenants.models import Organisation
+
+from .models import Watchlist
+
+WATCHLIST_LIMIT = "watchlist_limit"
+SYMBOL_LIMIT = "symbol_limit"
+PLAN_LIMIT_CODES = frozenset({WATCHLIST_LIMIT, SYMBOL_LIMIT})
+
+NAME_MAX_LENGTH = 80
+NAME_CONSTRAINT = "watchlist_unique_name"
+
+
+def watchlist_create(
+    *, organisation: Organisation, name: str, created_by_id: int | None = None, symbols: Sequence[str] = ()
+) -> Watchlist:
+    """A new watchlist, if the plan has room for another one (and for its symbols)."""
+    _require_schema(organisation)
+    name = _clean_name(name)
+    with transaction.atomic():
+        plan = _plan_locked(organisation)
+        count = Watchlist.objects.count()
+        if count >= plan.max_watchlists:
+            raise ValidationError(
+                f"Watchlist limit reached: the {plan.name} plan allows {_count(plan.max_watchlists, 'watchlist')} "
+                f"and {organisation.name} already has {count}. Delete one, or upgrade your plan for more.",
+                code=WATCHLIST_LIMIT,
+            )
+        _require_name_free(name)
+        added = _symbols_to_add(plan=plan, current=[], requested=symbols) if symbols else []
+        watchlist = Watchlist(name=name, symbols=added, created_by_id=created_by_id)
+        _save(watchlist)
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
+    return watchlist
+
+
+def watchlist_rename(*, organisation: Organisation, watchlist_id: int, name: str) -> Watchlist:
+    """Give a watchlist a new name (unique in the organisation, ignoring case)."""
+    _require_schema(organisation)
+    name = _clean_name(name)
+    with transaction.atomic():
+        watchlist = _locked(watchlist_id)
+        if name == watchlist.name:
+            return watchlist
+        _require_name_free(name, exclude_id=watchlist.pk)
+        watchlist.name = name
+        _save(watchlist, update_fields=["name", "updated"])
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
+    return watchlist
+
+
+def watchlist_delete(*, organisation: Organisation, watchlist_id: int) -> Watchlist:
+    """Delete a watchlist (returned without its id); streams that follow it hear that it changed."""
+    _require_schema(organisation)
+    with transaction.atomic():
+        watchlist = _locked(watchlist_id)
+        watchlist.delete()
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist_id)
+    return watchlist
+
+
+def watchlist_add_symbols(*, organisation: Organisation, watchlist_id: int, symbols: Sequence[str]) -> Watchlist:
+    """Append directory symbols to a watchlist: all of them, or none when any is refused."""
+    _require_schema(organisation)
+    with transaction.atomic():
+        watchlist = _locked(watchlist_id)
+        added = _symbols_to_add(plan=organisation.plan, current=watchlist.symbols, requested=symbols)
+        watchlist.symbols = [*watchlist.symbols, *added]
+        _save(watchlist, update_fields=["symbols", "updated"])
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
+    return watchlist
+
+
+def watchlist_remove_symbol(*, organisation: Organisation, watchlist_id: int, symbol: str) -> Watchlist:
+    """Take one symbol out of a watchlist."""
+    _require_schema(organisation)
+    symbol = symbol.strip().upper()
+    with transaction.atomic():
+        watchlist = _locked(watchlist_id)
+        _require_member(watchlist, symbol)
+        watchlist.symbols = [s for s in watchlist.symbols if s != symbol]
+        _save(watchlist, update_fields=["symbols", "updated"])
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
+    return watchlist
+
+
+def watchlist_reorder(*, organisation: Organisation, watchlist_id: int, symbol: str, position: int) -> Watchlist:
+    """Move one symbol to `position` (0 is first; beyond either end means that end), the rest keep their order.
+
+    A move names the symbol rather than sending the whole new order, so it cannot undo a symbol that
+    someone else added or removed since the page was loaded.
+    """
+    _require_schema(organisation)
+    symbol = symbol.strip().upper()
+    with transaction.atomic():
+        watchlist = _locked(watchlist_id)
+        _require_member(watchlist, symbol)
+        others = [s for s in watchlist.symbols if s != symbol]
+        position = min(max(position, 0), len(others))
+        reordered = [*others[:position], symbol, *others[position:]]
+        if reordered == watchlist.symbols:
+            return watchlist
+        watchlist.symbols = reordered
+        _save(watchlist, update_fields=["symbols", "updated"])
+        watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
+    return watchlist
+
+
+# -- checks ----------------------------------------------------------------------------------------
+def _require_schema(organisation: Organisation) -> None:
+    # Fail closed: a write meant for one organisation must never land in another's schema.
+    current = tenant_connection().schema_name
+    if current != organisation.schema_name:
+        raise RuntimeError(f"watchlist write for {organisation.schema_name} while the connection is on {current}")
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError({"name": "Give the watchlist a name."})
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": f"Keep the name to {NAME_MAX_LENGTH} characters or fewer."})
+    return name
+
+
+def _require_name_free(name: str, *, exclude_id: int | None = None) -> None:
+    taken = Watchlist.objects.annotate(lower_name=Lower("name")).filter(lower_name=name.lower())
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    if taken.exists():
+        raise ValidationError({"name": _name_taken(name)})
+
+
+def _name_taken(name: str) -> str:
+    return f"There is already a watchlist called “{name}”; choose another name."
+
+
+def _require_member(watchlist: Watchlist, symbol: str) -> None:
+    if symbol not in watchlist.symbols:
+        raise ValidationError(
+            {"symbol": f"{symbol or 'That symbol'} is not in “{watchlist.name}” (any more); nothing was changed."}
+        )
+
+
+def _symbols_to_add(*, plan: Plan, current: Sequence[str], requested: Sequence[str]) -> list[str]:
+    """The requested symbols, checked against the directory, the watchlist and the plan."""
+    accepted, rejected = symbols_validate(requested)
+    problems: list[str] = []
+    invalid = [r.symbol for r in rejected if r.reason == "invalid_symbol"]
+    unknown = [r.symbol for r in rejected if r.reason == "unknown_symbol"]
+    present = [s for s in accepted if s in current]
+    if invalid:
+        problems.append(
+            f"Not a ticker: {', '.join(invalid)}. Tickers are letters and digits, with dots or hyphens "
+            "(for example AAPL or BRK-B)."
+        )
+    if unknown:
+        problems.append(
+            f"Not in the symbol directory: {', '.join(unknown)}. Search by company name or ticker to find "
+            "the listed symbol."
+        )
+    if present:
+        problems.append(f"Already in this watchlist: {', '.join(present)}.")
+    if not problems and not accepted:
+        problems.append("Name at least one symbol to add, for example AAPL.")
+    if problems:
+        raise ValidationError({"symbols": problems})
+    room = plan.max_symbols_per_stream - len(current)
+    if len(accepted) > room:
+        limit = _count(plan.max_symbols_per_stream, "symbol")
+        detail = (
+            f"this watchlist already has {len(current)}. Remove some first"
+            if room <= 0
+            else f"this watchlist has {len(current)}, so {room} more can be added, not {len(accepted)}. Add fewer"
+        )
+        raise ValidationError(
+            {
+                "symbols": ValidationError(
+                    f"Symbol limit reached: the {plan.name} plan allows {limit} per watchlist (what one stream "
+                    f"can follow) and {detail}, or upgrade your plan for more.",
+                    code=SYMBOL_LIMIT,
+                )
+            }
+        )
+    return accepted
+
+
+# -- rows ------------------------------------------------------------------------------------------
+def _plan_locked(organisation: Organisation) -> Plan:
+    """The organisation's current plan, with its row locked: watchlist creations queue behind each other."""
+    locked = Organisation.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organisation.pk)
+    return locked.plan
+
+
+def _locked(watchlist_id: int) -> Watchlist:
+    return Watchlist.objects.select_for_update().get(pk=watchlist_id)
+
+
+def _save(watchlist: Watchlist, *, update_fields: list[str] | None = None) -> None:
+    try:
+        # A savepoint, so a lost race on the unique name leaves the outer transaction usable.
+        with transaction.atomic():
+            watchlist.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != NAME_CONSTRAINT:
+            raise
+        raise ValidationError({"name": _name_taken(watchlist.name)}) from exc
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -1,0 +1,251 @@
+"""Watchlist pages of an organisation's host: every member reads them, owners and admins change them."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from streaming.directory import symbol_entries, symbol_search
+from tenants.models import Membership, Organisation
+from tenants.selectors import public_url
+
+from .forms import SymbolForm, SymbolMoveForm, SymbolsAddForm, WatchlistNameForm
+from .models import Watchlist
+from .selectors import watchlist_get, watchlist_list
+from .services import (
+    PLAN_LIMIT_CODES,
+    watchlist_add_symbols,
+    watchlist_create,
+    watchlist_delete,
+    watchlist_remove_symbol,
+    watchlist_rename,
+    watchlist_reorder,
+)
+
+View = Callable[..., HttpResponse]
+
+
+def admin_required(view: View) -> View:
+    """Owners and admins only: a member gets a 403 page saying who can make the change."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not _membership(request).is_admin:
+            return render(request, "watchlists/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def watchlist_or_404(view: View) -> View:
+    """An id that is no watchlist of this organisation (its schema) is a 404, whoever asks."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Watchlist.DoesNotExist as exc:
+            raise Http404("No such watchlist in this organisation.") from exc
+
+    return wrapped
+
+
+# -- list and create -------------------------------------------------------------------------------
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return _index_page(request, WatchlistNameForm())
+
+
+@require_POST
+@admin_required
+def create(request: HttpRequest) -> HttpResponse:
+    form = WatchlistNameForm(request.POST)
+    if form.is_valid():
+        try:
+            watchlist = watchlist_create(
+                organisation=_organisation(request), name=form.cleaned_data["name"], created_by_id=request.user.pk
+            )
+        except ValidationError as exc:
+            return _index_page(request, form, refusal=exc)
+        messages.success(request, f"Created “{watchlist.name}”. Now add the symbols it should follow.")
+        return redirect(watchlist)
+    return _index_page(request, form, status=400)
+
+
+# -- one watchlist ---------------------------------------------------------------------------------
+@require_GET
+@watchlist_or_404
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail_page(request, _watchlist(pk))
+
+
+@require_POST
+@admin_required
+@watchlist_or_404
+def rename(request: HttpRequest, pk: int) -> HttpResponse:
+    form = WatchlistNameForm(request.POST)
+    if form.is_valid():
+        try:
+            watchlist = watchlist_rename(
+                organisation=_organisation(request), watchlist_id=pk, name=form.cleaned_data["name"]
+            )
+        except ValidationError as exc:
+            return _detail_page(request, _watchlist(pk), rename_form=form, refusal=exc)
+        messages.success(request, f"Renamed to “{watchlist.name}”.")
+        return redirect(watchlist)
+    return _detail_page(request, _watchlist(pk), rename_form=form, status=400)
+
+
+@require_POST
+@admin_required
+@watchlist_or_404
+def symbols_add(request: HttpRequest, pk: int) -> HttpResponse:
+    form = SymbolsAddForm(request.POST)
+    if form.is_valid():
+        symbols = form.cleaned_data["symbols"]
+        try:
+            watchlist = watchlist_add_symbols(organisation=_organisation(request), watchlist_id=pk, symbols=symbols)
+        except ValidationError as exc:
+            return _detail_page(request, _watchlist(pk), add_form=form, refusal=exc)
+        # All or nothing: every (normalised) symbol asked for is now in the watchlist.
+        messages.success(request, f"Added {', '.join(symbols)}.")
+        return redirect(watchlist)
+    return _detail_page(request, _watchlist(pk), add_form=form, status=400)
+
+
+@require_POST
+@admin_required
+@watchlist_or_404
+def symbol_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    form = SymbolForm(request.POST)
+    if not _refused_on_message(request, form):
+        symbol = form.cleaned_data["symbol"]
+        try:
+            watchlist_remove_symbol(organisation=_organisation(request), watchlist_id=pk, symbol=symbol)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Removed {symbol}.")
+    return _back_to_symbols(pk)
+
+
+@require_POST
+@admin_required
+@watchlist_or_404
+def symbol_move(request: HttpRequest, pk: int) -> HttpResponse:
+    form = SymbolMoveForm(request.POST)
+    if not _refused_on_message(request, form):
+        try:
+            watchlist_reorder(
+                organisation=_organisation(request),
+                watchlist_id=pk,
+                symbol=form.cleaned_data["symbol"],
+                position=form.cleaned_data["position"],
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return _back_to_symbols(pk)
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+@watchlist_or_404
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "watchlists/confirm_delete.html", {"watchlist": _watchlist(pk)})
+    watchlist = watchlist_delete(organisation=_organisation(request), watchlist_id=pk)
+    messages.success(request, f"Deleted “{watchlist.name}”.")
+    return redirect("watchlists:index")
+
+
+# -- pages -----------------------------------------------------------------------------------------
+def _index_page(
+    request: HttpRequest, form: WatchlistNameForm, *, refusal: ValidationError | None = None, status: int = 200
+) -> HttpResponse:
+    plan = _organisation(request).plan
+    watchlists = list(watchlist_list())
+    context = {
+        "watchlists": watchlists,
+        "plan": plan,
+        "at_limit": len(watchlists) >= plan.max_watchlists,
+        "can_edit": _membership(request).is_admin,
+        "form": form,
+        **_refusal_context(request, form, refusal),
+    }
+    return render(request, "watchlists/index.html", context, status=400 if refusal else status)
+
+
+def _detail_page(
+    request: HttpRequest,
+    watchlist: Watchlist,
+    *,
+    rename_form: WatchlistNameForm | None = None,
+    add_form: SymbolsAddForm | None = None,
+    refusal: ValidationError | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    plan = _organisation(request).plan
+    query = request.GET.get("q", "").strip()
+    directory = symbol_entries(symbols=watchlist.symbols)
+    context = {
+        "watchlist": watchlist,
+        "rows": [(symbol, directory.get(symbol)) for symbol in watchlist.symbols],
+        "plan": plan,
+        "max_symbols": plan.max_symbols_per_stream,
+        "over_limit": len(watchlist.symbols) > plan.max_symbols_per_stream,
+        "full": len(watchlist.symbols) >= plan.max_symbols_per_stream,
+        "can_edit": _membership(request).is_admin,
+        "rename_form": rename_form or WatchlistNameForm(initial={"name": watchlist.name}, auto_id="rename_%s"),
+        "add_form": add_form or SymbolsAddForm(),
+        "query": query,
+        "results": symbol_search(query=query) if query else [],
+        **_refusal_context(request, rename_form if rename_form is not None else add_form, refusal),
+    }
+    return render(request, "watchlists/detail.html", context, status=400 if refusal else status)
+
+
+def _refusal_context(request: HttpRequest, form: Form | None, refusal: ValidationError | None) -> dict[str, Any]:
+    """Put a service's refusal on its form; a plan limit also gets a link to the plans (on the public host)."""
+    limit_refused = False
+    if form is not None and refusal is not None:
+        for field, errors in refusal.update_error_dict({}).items():
+            form.add_error(field if field in form.fields else None, errors)
+            limit_refused = limit_refused or any(error.code in PLAN_LIMIT_CODES for error in errors)
+    return {"limit_refused": limit_refused, "plans_url": public_url(request=request, path="/pricing/")}
+
+
+def _back_to_symbols(pk: int) -> HttpResponse:
+    return redirect(reverse("watchlists:detail", args=[pk]) + "#symbols")
+
+
+def _refused_on_message(request: HttpRequest, form: Form) -> bool:
+    """True (with a message) when a button's hidden fields did not parse: a forged or stale request."""
+    if form.is_valid():
+        return False
+    messages.error(request, "That change could not be read, so nothing was changed. Reload the page and try again.")
+    return True
+
+
+# -- request parts ---------------------------------------------------------------------------------
+def _organisation(request: HttpRequest) -> Organisation:
+    organisation: Organisation = request.organisation  # type: ignore[attr-defined]
+    return organisation
+
+
+def _membership(request: HttpRequest) -> Membership:
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    return membership
+
+
+def _watchlist(pk: int) -> Watchlist:
+    watchlist = watchlist_get(watchlist_id=pk)
+    if watchlist is None:
+        raise Watchlist.DoesNotExist(pk)
+    return watchlist
