@@ -218,6 +218,8 @@ MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
 # ---------------------------------------------------------------------------------------------
 SIMULATED_TICKS_PER_SECOND = env.float("SIMULATED_TICKS_PER_SECOND", default=50.0)
 SIMULATED_SEED = env.int("SIMULATED_SEED", default=None)
+# The relay provider reads quotes that another process publishes on this Redis channel (the bench).
+RELAY_CHANNEL = env.str("RELAY_CHANNEL", default="td:relay:quotes")
 # How long a stream lease lives without its process refreshing it (a killed process's streams
 # stop counting after this).
 STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)

@@ -3,9 +3,10 @@
 from django.conf import settings
 
 from .base import MarketDataProvider
+from .relay import RelayProvider
 from .simulated import SimulatedProvider
 
-PROVIDERS = ("simulated",)
+PROVIDERS = ("simulated", "relay")
 
 
 def provider_create(name: str | None = None) -> MarketDataProvider:
@@ -13,7 +14,11 @@ def provider_create(name: str | None = None) -> MarketDataProvider:
     name = name or settings.MARKET_DATA_PROVIDER
     if name == "simulated":
         return SimulatedProvider(ticks_per_second=settings.SIMULATED_TICKS_PER_SECOND, seed=settings.SIMULATED_SEED)
+    if name == "relay":
+        if not settings.REDIS_URL:
+            raise ValueError("The relay provider reads a Redis channel: set REDIS_URL.")
+        return RelayProvider(redis_url=settings.REDIS_URL, channel=settings.RELAY_CHANNEL)
     raise ValueError(f"Unknown market-data provider {name!r}; available: {', '.join(PROVIDERS)}.")
 
 
-__all__ = ["PROVIDERS", "MarketDataProvider", "SimulatedProvider", "provider_create"]
+__all__ = ["PROVIDERS", "MarketDataProvider", "RelayProvider", "SimulatedProvider", "provider_create"]
