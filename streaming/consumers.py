@@ -87,7 +87,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.delay_minutes = access.limits.delay_minutes
         self.symbols = access.symbols
         self.sender = ConflatingSender(
-            self.send_text, self.close_slow, slow_after=settings.STREAM_SLOW_CONSUMER_SECONDS
+            self.send_text, self.close_slow, slow_after=settings.STREAM_SLOW_CONSUMER_SECONDS, clock=self.hub.clock
         )
         await self.hub.join(self)
         self.hub.watch(self, self.symbols)

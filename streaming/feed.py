@@ -17,6 +17,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from .groups import quotes_group
+from .layers import group_send_many
 from .providers import MarketDataProvider
 from .quotes import Quote
 from .state import StreamState, Watch
@@ -30,6 +31,9 @@ WATCH_REFRESH_SECONDS = 2.0
 WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
+# Quotes that arrive within this window go out together: one message per organisation per window,
+# however often the provider delivers (a vendor socket may send every tick on its own).
+PUBLISH_WINDOW_SECONDS = 0.01
 SHUTDOWN_SECONDS = 2.0
 
 
@@ -94,6 +98,8 @@ class Feed:
         self.index = WatchIndex()
         self.buffers: dict[int, DelayBuffer] = {}
         self.published = 0
+        self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
+        self._live_arrived = asyncio.Event()
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -128,6 +134,7 @@ class Feed:
         tasks = [
             asyncio.create_task(self._keep_leadership(), name="feed-leadership"),
             asyncio.create_task(self._follow_watches(), name="feed-watches"),
+            asyncio.create_task(self._read_live(), name="feed-read"),
             asyncio.create_task(self._publish_live(), name="feed-live"),
             asyncio.create_task(self._release_delayed(), name="feed-delayed"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
@@ -174,15 +181,25 @@ class Feed:
             if delay and delay not in self.buffers:
                 self.buffers[delay] = DelayBuffer(delay)
 
-    async def _publish_live(self) -> None:
+    async def _read_live(self) -> None:
+        """Collect the provider's quotes, the latest per symbol, until the publisher takes them."""
         async for batch in self.provider.quotes():
-            latest: dict[str, Quote] = {}
             for quote in batch:
-                latest[quote.symbol] = quote
+                self._live[quote.symbol] = quote
+            self._live_arrived.set()
+
+    async def _publish_live(self) -> None:
+        """At most once per window: store and send what arrived; a slow send widens the next batch."""
+        while True:
+            await self._live_arrived.wait()
+            self._live_arrived.clear()
+            started = time.monotonic()
+            latest, self._live = self._live, {}
             encoded = {symbol: quote.encode() for symbol, quote in latest.items()}
             await self.state.last_quotes_store(0, encoded)
             await self._send(self.index.by_delay.get(0, {}), encoded)
             await self._hold_back(latest, encoded)
+            await asyncio.sleep(PUBLISH_WINDOW_SECONDS - (time.monotonic() - started))
 
     async def _hold_back(self, latest: dict[str, Quote], encoded: dict[str, bytes]) -> None:
         for delay, buffer in self.buffers.items():
@@ -207,6 +224,8 @@ class Feed:
         for symbol, data in encoded.items():
             for schema in watchers.get(symbol, ()):
                 per_schema[schema].append((symbol, data))
-        for schema, quotes in per_schema.items():
-            await self.layer.group_send(quotes_group(schema), {"type": "quotes.batch", "quotes": quotes})
-            self.published += len(quotes)
+        messages = [
+            (quotes_group(schema), {"type": "quotes.batch", "quotes": quotes}) for schema, quotes in per_schema.items()
+        ]
+        await group_send_many(self.layer, messages)
+        self.published += sum(len(quotes) for quotes in per_schema.values())

@@ -1,6 +1,6 @@
 """The normalised quote every provider produces, and its JSON encoding (done once per quote)."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import orjson
 
@@ -20,7 +20,7 @@ class Quote:
 
     def encode(self) -> bytes:
         """The SPEC's Quote object as JSON bytes, ready to be spliced into frames."""
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serialises dataclasses natively, in field order
 
 
 def quotes_frame(kind: str, encoded_quotes: list[bytes], **extra: object) -> str:

@@ -118,7 +118,7 @@ if REDIS_URL:
     # up to its capacity, at 4-5 s.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "streaming.layers.PipelinedPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -224,6 +224,8 @@ RELAY_CHANNEL = env.str("RELAY_CHANNEL", default="td:relay:quotes")
 # stop counting after this).
 STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)
 STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)
+# Quote frames leave on a shared clock: what arrives within one tick shares a frame (streaming.sender).
+STREAM_FRAME_MS = env.float("STREAM_FRAME_MS", default=20.0)
 # Seconds in a plan's "delay minute": 60 everywhere except tests that shorten time.
 STREAM_DELAY_MINUTE_SECONDS = env.float("STREAM_DELAY_MINUTE_SECONDS", default=60.0)
 STREAM_REDIS_PREFIX = env.str("STREAM_REDIS_PREFIX", default="td:")

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streaming.quotes import Quote, quotes_frame
-from streaming.sender import ConflatingSender
+from streaming.sender import ConflatingSender, FrameClock
 
 SPEC_QUOTE_FIELDS = {"symbol", "price", "bid", "ask", "volume", "change", "change_pct", "ts"}
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
@@ -181,6 +181,37 @@ async def test_stop_cancels_a_blocked_send(socket: Socket) -> None:
         await sender.stop()
     assert socket.frames == []
     assert socket.slow_calls == 0
+
+
+async def test_quotes_arriving_before_the_next_tick_share_one_frame(socket: Socket) -> None:
+    clock = FrameClock(0.05)
+    senders = [ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    for n, symbol in enumerate(SYMBOLS[:5]):
+        for sender in senders:
+            sender.offer(symbol, encoded(symbol, n))
+        await asyncio.sleep(0.005)  # spread over 25 ms: all within one 50 ms tick
+    await until(socket, lambda: len(socket.frames) == 2)
+    await asyncio.sleep(0.1)
+    assert len(socket.frames) == 2, "one frame per connection per tick"
+    for frame in socket.decoded():
+        assert [q["symbol"] for q in frame["quotes"]] == SYMBOLS[:5]
+    for sender in senders:
+        await sender.stop()
+
+
+async def test_a_cancelled_sender_does_not_stop_the_clock_for_the_others(socket: Socket) -> None:
+    clock = FrameClock(0.05)
+    leaving, staying = (ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock) for _ in "ab")
+    for sender in (leaving, staying):
+        sender.start()
+        sender.offer("AAPL", encoded("AAPL", 1))
+    await asyncio.sleep(0.01)  # both now wait for the tick
+    await leaving.stop()
+    await until(socket, lambda: len(socket.frames) == 1)
+    assert socket.decoded() == [{"type": "quotes", "quotes": [{"symbol": "AAPL", "n": 1}]}]
+    await staying.stop()
 
 
 # -- quotes.py -------------------------------------------------------------------------------------
