@@ -20,7 +20,7 @@ from django.conf import settings
 
 from .groups import control_group, quotes_group
 from .selectors import plan_limits
-from .sender import FrameClock
+from .sender import SendClock
 from .state import LeaseKind, StreamState, Watch, stream_state
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class StreamHub:
         self.layer = layer
         self.state = state
         self.process_id = uuid.uuid4().hex
-        self.clock = FrameClock(settings.STREAM_FRAME_MS / 1000)
+        self.clock = SendClock(settings.STREAM_FRAME_MS / 1000)
         self.rooms: dict[str, Room] = {}
         self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._watch_counts: Counter[Watch] = Counter()

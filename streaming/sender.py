@@ -4,15 +4,18 @@ Quotes replace each other per symbol, so a slow reader always gets fresh prices 
 never holds more than one quote per subscribed symbol. A client that leaves a frame unsent for
 `slow_after` seconds (its socket buffer stayed full: it stopped reading) is reported as slow.
 
-Quote frames leave on the ticks of the process's FrameClock: every quote that arrives before the
-next tick joins the same frame. A frame costs the same whatever it carries (an ASGI send, the
-websocket framing, a system call), so under load a connection sends at most one frame per tick
-with several quotes, instead of one frame per quote; and one timer wakes every sender at once.
+Every sender of a process shares one SendClock:
+- quote frames leave on its ticks: every quote that arrives before the next tick joins the same
+  frame. A frame costs the same whatever it carries (an ASGI send, the websocket framing, a system
+  call), so under load a connection sends one frame per tick with several quotes, instead of one
+  frame per quote; and one timer wakes all the senders that wait;
+- its watch finds sends that stay blocked, so no frame pays for a timer of its own.
 """
 
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -20,19 +23,23 @@ from .quotes import quotes_frame
 
 logger = logging.getLogger(__name__)
 
+WATCH_INTERVAL_SECONDS = 0.25
 
-class FrameClock:
-    """A shared tick for every sender of the process; its timer runs only while someone waits."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+class SendClock:
+    """The frame tick and the blocked-send watch; timers run only while someone needs them."""
+
+    def __init__(self, frame_interval: float) -> None:
+        self.frame_interval = frame_interval
         self._tick = asyncio.Event()
         self._armed = False
+        self._senders: weakref.WeakSet[ConflatingSender] = weakref.WeakSet()
+        self._watch: asyncio.Task[None] | None = None
 
     async def next_tick(self) -> None:
         if not self._armed:
             self._armed = True
-            asyncio.get_running_loop().call_later(self.interval, self._fire)
+            asyncio.get_running_loop().call_later(self.frame_interval, self._fire)
         await self._tick.wait()
 
     def _fire(self) -> None:
@@ -40,6 +47,22 @@ class FrameClock:
         self._armed = False
         self._tick.set()
         self._tick.clear()
+
+    def watch(self, sender: "ConflatingSender") -> None:
+        self._senders.add(sender)
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_blocked_sends(), name="send-clock-watch")
+
+    def unwatch(self, sender: "ConflatingSender") -> None:
+        self._senders.discard(sender)
+
+    async def _watch_blocked_sends(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._senders:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            now = loop.time()
+            for sender in list(self._senders):
+                sender.check_blocked(now)
 
 
 class ConflatingSender:
@@ -49,7 +72,7 @@ class ConflatingSender:
         on_slow: Callable[[], Awaitable[None]],
         *,
         slow_after: float,
-        clock: FrameClock | None = None,
+        clock: SendClock,
     ) -> None:
         self._send_text = send_text
         self._on_slow = on_slow
@@ -59,11 +82,15 @@ class ConflatingSender:
         self._messages: deque[str] = deque(maxlen=256)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sending_since: float | None = None
+        self._slow_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
+        self._clock.watch(self)
 
     async def stop(self) -> None:
+        self._clock.unwatch(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,26 +115,30 @@ class ConflatingSender:
     def pending_quotes(self) -> int:
         return len(self._pending)
 
+    def check_blocked(self, now: float) -> None:
+        """Called by the clock's watch: a send blocked past `slow_after` stops this sender, once."""
+        since = self._sending_since
+        if since is None or now - since < self._slow_after or self._slow_task is not None:
+            return
+        logger.info("closing a slow consumer: a frame stayed unsent for %.0f s", now - since)
+        if self._task is not None:
+            self._task.cancel()
+        self._slow_task = asyncio.create_task(self._on_slow())
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._messages:
-                if not await self._deliver(self._messages.popleft()):
-                    return
-            if self._pending and self._clock is not None:
+                await self._deliver(loop, self._messages.popleft())
+            if self._pending:
                 await self._clock.next_tick()
             if self._pending:
                 quotes, self._pending = self._pending, {}
-                if not await self._deliver(quotes_frame("quotes", list(quotes.values()))):
-                    return
+                await self._deliver(loop, quotes_frame("quotes", list(quotes.values())))
 
-    async def _deliver(self, text: str) -> bool:
-        try:
-            async with asyncio.timeout(self._slow_after):
-                await self._send_text(text)
-        except TimeoutError:
-            logger.info("closing a slow consumer: a frame stayed unsent for %.0f s", self._slow_after)
-            await self._on_slow()
-            return False
-        return True
+    async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
+        self._sending_since = loop.time()
+        await self._send_text(text)
+        self._sending_since = None

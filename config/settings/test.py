@@ -3,7 +3,7 @@
 import uuid
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, env
+from .base import CHANNEL_LAYERS, DATABASES, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="test-only-insecure-key-0123456789-abcdefghijklmnop")
@@ -17,3 +17,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 TEST_REDIS_NAMESPACE = env.str("TEST_REDIS_NAMESPACE", default=f"tdtest{uuid.uuid4().hex[:8]}")
 CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["prefix"] = TEST_REDIS_NAMESPACE
 STREAM_REDIS_PREFIX = TEST_REDIS_NAMESPACE + ":"
+
+# The pytest process switches to the test database after settings load, and a pool opened before
+# the switch would keep connecting to the old name: no pool there. The servers the tests start
+# (tests/live.py) get the test database's name at once, and use the pool like production.
+if not env.bool("TEST_SERVER_PROCESS", default=False):
+    DATABASES["default"]["OPTIONS"].pop("pool", None)

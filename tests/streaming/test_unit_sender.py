@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streaming.quotes import Quote, quotes_frame
-from streaming.sender import ConflatingSender, FrameClock
+from streaming.sender import ConflatingSender, SendClock
 
 SPEC_QUOTE_FIELDS = {"symbol", "price", "bid", "ask", "volume", "change", "change_pct", "ts"}
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
@@ -62,7 +62,7 @@ async def socket() -> Socket:
 
 @pytest.fixture
 async def sender(socket: Socket) -> AsyncIterator[ConflatingSender]:
-    running = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0)
+    running = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=SendClock(0))
     yield running
     socket.gate.set()
     await running.stop()
@@ -119,7 +119,7 @@ async def test_messages_queued_during_a_blocked_send_overtake_quotes_offered_ear
 async def test_a_send_blocked_past_slow_after_reports_slow_once_and_stops() -> None:
     socket = Socket()
     socket.gate.clear()
-    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=0.2)
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=0.2, clock=SendClock(0))
     sender.start()
     sender.offer("AAPL", encoded("AAPL", 1))
     await until(socket, lambda: socket.slow_calls == 1, within=2)
@@ -139,7 +139,7 @@ async def test_a_send_blocked_past_slow_after_reports_slow_once_and_stops() -> N
 async def test_a_send_faster_than_slow_after_is_not_slow() -> None:
     socket = Socket()
     socket.gate.clear()
-    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=2.0)
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=2.0, clock=SendClock(0))
     sender.start()
     sender.offer("AAPL", encoded("AAPL", 1))
     await asyncio.sleep(0.1)
@@ -173,7 +173,7 @@ async def test_dropping_everything_sends_no_empty_frame(sender: ConflatingSender
 
 async def test_stop_cancels_a_blocked_send(socket: Socket) -> None:
     socket.gate.clear()
-    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0)
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=SendClock(0))
     sender.start()
     sender.offer("AAPL", encoded("AAPL", 1))
     await until(socket, lambda: len(socket.started) == 1)
@@ -184,7 +184,7 @@ async def test_stop_cancels_a_blocked_send(socket: Socket) -> None:
 
 
 async def test_quotes_arriving_before_the_next_tick_share_one_frame(socket: Socket) -> None:
-    clock = FrameClock(0.05)
+    clock = SendClock(0.05)
     senders = [ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock) for _ in range(2)]
     for sender in senders:
         sender.start()
@@ -202,7 +202,7 @@ async def test_quotes_arriving_before_the_next_tick_share_one_frame(socket: Sock
 
 
 async def test_a_cancelled_sender_does_not_stop_the_clock_for_the_others(socket: Socket) -> None:
-    clock = FrameClock(0.05)
+    clock = SendClock(0.05)
     leaving, staying = (ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock) for _ in "ab")
     for sender in (leaving, staying):
         sender.start()
