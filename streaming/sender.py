@@ -17,7 +17,8 @@ import contextlib
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from .quotes import quotes_frame
 
@@ -69,7 +70,7 @@ class ConflatingSender:
     def __init__(
         self,
         send_text: Callable[[str], Awaitable[None]],
-        on_slow: Callable[[], Awaitable[None]],
+        on_slow: Callable[[], Coroutine[Any, Any, None]],
         *,
         slow_after: float,
         clock: SendClock,
