@@ -8,6 +8,7 @@ buffers makes `send` wait within a few frames, so the connection's conflating bu
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,15 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_made(transport)
         if isinstance(transport, asyncio.WriteTransport):
             transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+
+
+class HandshakeLogFilter(logging.Filter):
+    """Drops uvicorn's per-handshake lines ('… - "WebSocket /ws/…" [accepted]'), which it logs at INFO
+    on its error logger even with the access log off: one line per connect is noise (and CPU) at
+    hundreds of connects a second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket '))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -58,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
         proxy_headers=True,
     )
+    logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
     sock = listening_socket(args.host, args.port)
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -43,6 +43,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = NO_PER_CONNECTION_CHANNEL
 
     schema: str
+    user_id: int
     delay_minutes: int
     lease: tuple[LeaseKind, str, str] | None = None
     left = False
@@ -59,9 +60,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.bad_frames: deque[float] = deque()
         params = self.scope_params()
         access = await database_sync_to_async(stream_access, thread_sensitive=False)(
-            organisation_id=organisation.pk,
-            schema_name=self.schema,
-            user_id=self.scope.get("user_id"),
+            organisation=organisation,
+            session_key=self.scope.get("session_key"),
             symbols_param=params.get("symbols", ""),
             watchlist_param=params.get("watchlist", ""),
         )
@@ -83,6 +83,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         return query_params(self.scope)
 
     async def start_streaming(self, access: StreamAccess) -> None:
+        self.user_id = access.user_id
         self.limits = access.limits
         self.delay_minutes = access.limits.delay_minutes
         self.symbols = access.symbols
@@ -130,7 +131,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         kind = event.get("type")
         if kind == "plan.changed":
             await self.plan_changed(event)
-        elif kind == "member.removed" and event.get("user_id") == self.scope.get("user_id"):
+        elif kind == "member.removed" and event.get("user_id") == self.user_id:
             name = self.scope["organisation"].name
             await self.close_with(Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are no longer a member of {name}."))
         elif kind == "organisation.deleted":

@@ -1,4 +1,4 @@
-"""The websocket stack in front of the consumer: origin check, tenant from Host, session auth.
+"""The websocket stack in front of the consumer: origin check, tenant from Host, session cookie.
 
 A refusal here still follows SPEC: the socket is accepted, sent an `error` message, then closed
 with the matching code (a refusal before `accept` would only be an HTTP 403 to the browser).
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http.cookie import parse_cookie
 
 from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, Refusal
-from .selectors import organisation_ref_for_host, user_id_for_session
+from .selectors import organisation_ref_cached, organisation_ref_for_host
 
 Scope = dict[str, Any]
 
@@ -68,26 +68,25 @@ class TenantMiddleware(_Middleware):
     """Resolve the organisation from the Host header into scope["organisation"]; 4404 when none."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(
-            hostname_of(scope)
-        )
+        hostname = hostname_of(scope)
+        found, organisation = organisation_ref_cached(hostname)
+        if not found:
+            organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(hostname)
         if organisation is None:
             return await websocket_refuse(receive, send, UNKNOWN_TENANT)
         return await self.inner({**scope, "organisation": organisation}, receive, send)
 
 
-class SessionAuthMiddleware(_Middleware):
-    """The session cookie of this host → scope["user_id"] (None when signed out)."""
+class SessionCookieMiddleware(_Middleware):
+    """The session cookie of this host → scope["session_key"] (None when signed out).
+
+    The session is read with the consumer's other connect checks, in one database call.
+    """
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         session_key = parse_cookie(header(scope, b"cookie")).get(settings.SESSION_COOKIE_NAME)
-        user_id = (
-            await database_sync_to_async(user_id_for_session, thread_sensitive=False)(session_key)
-            if session_key
-            else None
-        )
-        return await self.inner({**scope, "user_id": user_id}, receive, send)
+        return await self.inner({**scope, "session_key": session_key or None}, receive, send)
 
 
 def websocket_stack(inner: Any) -> Any:
-    return OriginCheckMiddleware(TenantMiddleware(SessionAuthMiddleware(inner)))
+    return OriginCheckMiddleware(TenantMiddleware(SessionCookieMiddleware(inner)))

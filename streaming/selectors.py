@@ -56,6 +56,7 @@ class PlanLimits:
 
 @dataclass(frozen=True)
 class StreamAccess:
+    user_id: int
     limits: PlanLimits
     symbols: list[str]
     rejected: list[Rejection]
@@ -64,20 +65,26 @@ class StreamAccess:
 _host_cache: dict[str, tuple[float, OrganisationRef | None]] = {}
 
 
+def organisation_ref_cached(hostname: str) -> tuple[bool, OrganisationRef | None]:
+    """(found, organisation) from the 5 s host cache; safe on the event loop (no query)."""
+    cached = _host_cache.get(hostname)
+    if cached is not None and time.monotonic() - cached[0] < HOST_CACHE_SECONDS:
+        return True, cached[1]
+    return False, None
+
+
 def organisation_ref_for_host(hostname: str) -> OrganisationRef | None:
     """The organisation at this host (None for unknown hosts and the public host), cached for 5 s."""
-    now = time.monotonic()
-    cached = _host_cache.get(hostname)
-    if cached is not None and now - cached[0] < HOST_CACHE_SECONDS:
-        return cached[1]
+    found, ref = organisation_ref_cached(hostname)
+    if found:
+        return ref
     activate_public_schema()
     organisation = organisation_for_host(hostname)
-    ref = None
     if organisation is not None and organisation.pk is not None:
         ref = OrganisationRef(organisation.pk, organisation.schema_name, organisation.name)
     if len(_host_cache) > 10_000:
         _host_cache.clear()
-    _host_cache[hostname] = (now, ref)
+    _host_cache[hostname] = (time.monotonic(), ref)
     return ref
 
 
@@ -101,22 +108,32 @@ def user_id_for_session(session_key: str | None) -> int | None:
 
 
 def stream_access(
-    *, organisation_id: int, schema_name: str, user_id: int | None, symbols_param: str, watchlist_param: str
+    *, organisation: OrganisationRef, session_key: str | None, symbols_param: str, watchlist_param: str
 ) -> StreamAccess | Refusal:
-    """The connect step of SPEC, in order: auth, membership, standing, symbols, symbol limit."""
+    """The connect step of SPEC, in order: auth, membership, standing, symbols, symbol limit.
+
+    One call (one thread hop, one pooled connection) for the whole check: connects are frequent.
+    """
+    activate_public_schema()
+    user_id = user_id_for_session(session_key)
     if user_id is None:
         return Refusal(CloseCode.NOT_AUTHENTICATED, "not_authenticated", "Log in to stream quotes.")
-    activate_public_schema()
-    organisation = Organisation.objects.select_related("plan").filter(pk=organisation_id).first()
-    if organisation is None:
-        return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
-    if not Membership.objects.filter(user_id=user_id, organisation_id=organisation_id).exists():
+    membership = (
+        Membership.objects.select_related("organisation__plan")
+        .filter(user_id=user_id, organisation_id=organisation.pk)
+        .first()
+    )
+    if membership is None:
+        if not Organisation.objects.filter(pk=organisation.pk).exists():
+            return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
         return Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are not a member of {organisation.name}.")
-    refusal = standing_refusal(organisation)
+    refusal = standing_refusal(membership.organisation)
     if refusal is not None:
         return refusal
-    limits = PlanLimits.of(organisation)
-    requested = requested_symbols(schema_name=schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param)
+    limits = PlanLimits.of(membership.organisation)
+    requested = requested_symbols(
+        schema_name=organisation.schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param
+    )
     if isinstance(requested, Refusal):
         return requested
     symbols, rejected = symbols_validate(requested)
@@ -135,7 +152,7 @@ def stream_access(
             "Remove some, or upgrade your plan.",
             {"limits": limits.as_dict(len(symbols))},
         )
-    return StreamAccess(limits, symbols, rejected)
+    return StreamAccess(user_id, limits, symbols, rejected)
 
 
 def standing_refusal(organisation: Organisation) -> Refusal | None:

@@ -5,6 +5,7 @@ import logging
 import signal
 from typing import Any
 
+import uvloop
 from channels.layers import get_channel_layer
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             provider = provider_create(options["provider"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        asyncio.run(self.run(provider, layer))
+        uvloop.run(self.run(provider, layer))
 
     async def run(self, provider: Any, layer: Any) -> None:
         feed = Feed(provider, stream_state(), layer)
