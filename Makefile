@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test check lint format setup browser clean
+.PHONY: run test check lint format setup browser clean bench bench-quick
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -21,6 +21,12 @@ run: setup ## set up everything and serve at http://localhost:$${PORT:-8000}
 
 test: setup browser ## set up what the tests need and run the whole suite
 	$(PY) -m devtools test $(PYTEST_ARGS)
+
+bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 min; bench/results/latest.json)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: setup ## the same, fewer connections and rates, short windows (~1.5 min)
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 check: setup ## lint, format check and type check
 	.venv/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Performance benchmark of the streaming path: the naive design, a raw websockets floor, Tickerdeck."""

@@ -1,0 +1,93 @@
+"""The bench's arguments, with two presets: the full run (`make bench`) and `--quick`.
+
+Every size can be shrunk from the command line (connections, organisations, rates, windows,
+systems, output), so a test can run the whole pipeline in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.processes import ROOT
+
+SYSTEM_NAMES = ("naive", "raw", "tickerdeck")
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~8 minutes: each system ramps at 1,000 and 5,000 connections until it clearly fails.
+    "full": {"connections": [1000, 5000], "organisations": 50, "factor": 1.7, "steps": 14, "warmup": 1.5,
+             "seconds": 3.0, "slow_seconds": 8.0},
+    # ~1.5 minutes: fewer connections and organisations, steeper ramp, short windows.
+    "quick": {"connections": [500], "organisations": 20, "factor": 2.2, "steps": 7, "warmup": 0.8,
+              "seconds": 1.5, "slow_seconds": 3.0},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    systems: list[str]
+    connections: list[int]  # the first is the primary count: summary, connects/s, idle memory, slow readers
+    organisations: int
+    symbols: int
+    rates: list[float] | None  # offered ticks/s; None: the geometric ladder below
+    start_delivered: float  # quotes/s expected at the ladder's first step
+    factor: float
+    steps: int
+    warmup: float
+    seconds: float
+    slow_seconds: float
+    concurrency: int
+    seed: int
+    output: Path
+    database_url: str | None
+    redis_url: str | None
+    skip_bootstrap: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "output": str(self.output)}
+
+
+def _numbers(kind: type[int] | type[float]) -> Any:
+    return lambda text: [kind(part) for part in text.split(",") if part]
+
+
+def _systems(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = set(names) - set(SYSTEM_NAMES)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"systems are {', '.join(SYSTEM_NAMES)} (got {text!r})")
+    return names
+
+
+def parse(argv: Sequence[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Streaming benchmark: naive, raw, tickerdeck.")
+    parser.add_argument("--quick", action="store_true", help="the short preset (make bench-quick)")
+    parser.add_argument("--systems", type=_systems, default=list(SYSTEM_NAMES), help="comma-separated, in run order")
+    parser.add_argument("--connections", type=_numbers(int), help="comma-separated counts (first: the primary)")
+    parser.add_argument("--organisations", type=int)
+    parser.add_argument("--symbols", type=int, default=500, help="the first N symbols of the directory")
+    parser.add_argument("--rates", type=_numbers(float), help="offered ticks/s for every step (instead of the ladder)")
+    parser.add_argument("--start-delivered", type=float, default=1000.0, help="expected quotes/s at the first step")
+    parser.add_argument("--factor", type=float, help="rate factor between steps")
+    parser.add_argument("--steps", type=int, help="most steps per ramp")
+    parser.add_argument("--warmup", type=float, help="seconds before each measuring window")
+    parser.add_argument("--seconds", type=float, help="measuring window")
+    parser.add_argument("--slow-seconds", type=float, help="windows of the slow-reader scenario")
+    parser.add_argument("--concurrency", type=int, default=100, help="connection handshakes in flight")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--database-url", help="use this database as it is (default: tickerdeck_bench)")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--skip-bootstrap", action="store_true", help="the database is already set up")
+    args = vars(parser.parse_args(argv))
+    preset = PRESETS["quick" if args["quick"] else "full"]
+    for name, value in preset.items():
+        if args[name] is None:
+            args[name] = value
+    if not args["connections"] or min(args["connections"]) < 1 or args["organisations"] < 1:
+        parser.error("give at least one connection count and one organisation")
+    return Config(**args)

@@ -1,0 +1,180 @@
+"""What a run found: the table on the terminal, the summary and bench/results/latest.json.
+
+Every field of the JSON is always present; a figure that could not be measured is null, and the
+reason is printed and kept in `summary.notes`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SUSTAINED_SHARE = 0.99  # of the expected quotes delivered
+SUSTAINED_P99_MS = 100
+FAILED_P99_MS = 1000
+CLIENT_SATURATED_PCT = 90.0  # the load client near one full core: its own limit, not the server's
+
+Row = dict[str, Any]
+SLOW_READER_FIELDS = ("offered_ticks_per_s", "fast_p99_ms_baseline", "fast_p99_ms_with_slow", "fast_p99_rise_pct",
+                      "server_rss_mb_start", "server_rss_mb_end", "slow_clients", "slow_closed_4408")  # fmt: skip
+COLUMNS = [  # (title, field, width, decimals: None for integers and text)
+    ("system", "system", 10, None),
+    ("conns", "connections", 5, None),
+    ("offered/s", "offered_ticks_per_s", 9, 1),
+    ("expected/s", "expected_ticks_per_s", 10, 0),
+    ("delivered/s", "delivered_ticks_per_s", 11, 0),
+    ("deliv%", "delivered_pct", 6, 1),
+    ("frames/s", "frames_per_s", 9, 0),
+    ("p50ms", "p50_ms", 5, None),
+    ("p99ms", "p99_ms", 5, None),
+    ("srvCPU%", "server_cpu_pct", 7, 0),
+    ("cliCPU%", "client_cpu_pct", 7, 0),
+    ("redis%", "redis_cpu_pct", 6, 0),
+    ("allCPU%", "machine_cpu_pct", 7, 0),
+    ("RSS MB", "rss_mb", 6, 0),
+]
+
+
+def sustained(row: Row) -> bool:
+    """At least 99 % of the expected quotes delivered, with p99 latency within 100 ms."""
+    return bool(
+        row["expected_ticks_per_s"]
+        and row["delivered_ticks_per_s"] >= SUSTAINED_SHARE * row["expected_ticks_per_s"]
+        and row["p99_ms"] is not None
+        and row["p99_ms"] <= SUSTAINED_P99_MS
+    )
+
+
+def failed(row: Row) -> bool:
+    """Clearly past the limit: under 99 % delivered, or p99 over a second."""
+    return bool(
+        not row["expected_ticks_per_s"]
+        or row["delivered_ticks_per_s"] < SUSTAINED_SHARE * row["expected_ticks_per_s"]
+        or row["p99_ms"] is None
+        or row["p99_ms"] > FAILED_P99_MS
+    )
+
+
+def _cell(value: Any, width: int, decimals: int | None) -> str:
+    text = "-" if value is None else f"{value:.{decimals}f}" if decimals is not None else str(value)
+    return text.ljust(width) if isinstance(value, str) else text.rjust(width)
+
+
+def table_header() -> str:
+    titles = (title.ljust(width) if name == "system" else title.rjust(width) for title, name, width, _ in COLUMNS)
+    return "  ".join(titles) + "  flags"
+
+
+def table_line(row: Row) -> str:
+    flags = [name for name, on in (("sustained", sustained(row)), ("client-bound", row["client_saturated"])) if on]
+    if row.get("closed"):
+        flags.append(f"closed {row['closed']}")
+    cells = (_cell(row.get(name), width, decimals) for _, name, width, decimals in COLUMNS)
+    return "  ".join(cells) + "  " + " ".join(flags)
+
+
+@dataclass
+class Results:
+    started_at: str
+    config: dict[str, Any]
+    runs: list[Row] = field(default_factory=list)
+    opens: list[Row] = field(default_factory=list)  # per system × connections: connects/s, idle memory
+    slow_reader: Row | None = None
+    notes: list[str] = field(default_factory=list)
+    completed: bool = False
+
+    def note(self, text: str) -> None:
+        print(f"  ! {text}")
+        self.notes.append(text)
+
+    def best(self, system: str, connections: int, passed: Callable[[Row], bool]) -> float | None:
+        """Delivered quotes/s at the highest offered rate whose step `passed`."""
+        rows = [r for r in self.runs if r["system"] == system and r["connections"] == connections and passed(r)]
+        return max(rows, key=lambda r: r["offered_ticks_per_s"])["delivered_ticks_per_s"] if rows else None
+
+    def summary(self, systems: list[str], connections: list[int]) -> dict[str, Any]:
+        primary = str(connections[0])
+        by_system: dict[str, Any] = {}
+        for system in systems:
+            by_connections = {str(n): self.best(system, n, sustained) for n in connections}
+            # The same without the latency bound: throughput alone (>= 99 % delivered, p99 <= 1 s).
+            delivered = {str(n): self.best(system, n, lambda r: not failed(r)) for n in connections}
+            for n, value in by_connections.items():
+                if value is None:
+                    self.note(f"{system} at {n} connections: no step was sustained (>= 99 % delivered and "
+                              f"p99 <= {SUSTAINED_P99_MS} ms); without the latency bound: {delivered[n]}")  # fmt: skip
+            by_system[system] = {"max_sustainable_ticks_per_s": by_connections[primary],
+                                 "by_connections": by_connections,
+                                 "max_delivered_ticks_per_s": delivered[primary],
+                                 "delivered_by_connections": delivered}  # fmt: skip
+        opened = next((o for o in self.opens if o["system"] == "tickerdeck" and str(o["connections"]) == primary), {})
+        slow = self.slow_reader or dict.fromkeys(SLOW_READER_FIELDS)
+        return {
+            "primary_connections": int(primary),
+            "systems": by_system,
+            "ratio_vs_naive": self._ratio(by_system, "naive", "max_sustainable_ticks_per_s"),
+            "ratio_vs_raw": self._ratio(by_system, "raw", "max_sustainable_ticks_per_s"),
+            "delivered_ratio_vs_naive": self._ratio(by_system, "naive", "max_delivered_ticks_per_s"),
+            "delivered_ratio_vs_raw": self._ratio(by_system, "raw", "max_delivered_ticks_per_s"),
+            "connects_per_s": opened.get("connects_per_s"),
+            "idle_kb_per_connection": opened.get("idle_kb_per_connection"),
+            "slow_reader": slow,
+            "notes": self.notes,
+        }
+
+    def _ratio(self, by_system: dict[str, Any], other: str, figure: str) -> float | None:
+        mine = by_system.get("tickerdeck", {}).get(figure)
+        theirs = by_system.get(other, {}).get(figure)
+        if mine is None or not theirs:
+            self.note(f"{figure} tickerdeck/{other}: not measurable (tickerdeck {mine}, {other} {theirs})")
+            return None
+        return round(mine / theirs, 2)
+
+    def document(self, systems: list[str], connections: list[int]) -> dict[str, Any]:
+        machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                   "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+        summary = self.summary(systems, connections)
+        return {"started_at": self.started_at, "completed": self.completed, "machine": machine,
+                "config": self.config, "runs": self.runs, "opens": self.opens, "summary": summary}  # fmt: skip
+
+
+def write(document: dict[str, Any], path: Path) -> None:
+    """Write through a temporary file, so a reader never sees half a document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    partial.replace(path)
+
+
+def print_summary(document: dict[str, Any]) -> None:
+    summary = document["summary"]
+    print(f"\nSummary (max sustainable = delivered quotes/s at the highest rate with >= 99 % delivered and "
+          f"p99 <= {SUSTAINED_P99_MS} ms; primary: {summary['primary_connections']} connections)")  # fmt: skip
+    for system, figures in summary["systems"].items():
+        counts = ", ".join(f"{n}: {_number(v)}" for n, v in figures["by_connections"].items())
+        delivered = ", ".join(f"{n}: {_number(v)}" for n, v in figures["delivered_by_connections"].items())
+        print(f"  {system:<10} sustained {counts}   (throughput alone, p99 <= 1 s: {delivered})")
+    print(
+        f"  tickerdeck / naive: {summary['ratio_vs_naive']} (throughput alone {summary['delivered_ratio_vs_naive']})"
+        f"   tickerdeck / raw: {summary['ratio_vs_raw']} (throughput alone {summary['delivered_ratio_vs_raw']})"
+    )
+    print(f"  tickerdeck connects/s: {_number(summary['connects_per_s'])}   "
+          f"idle KB per connection: {_number(summary['idle_kb_per_connection'])}")  # fmt: skip
+    for opened in document["opens"]:
+        print(f"    {opened['system']:<10} {opened['connections']:>5} connections: "
+              f"{_number(opened['connects_per_s'])} connects/s, "
+              f"{_number(opened['idle_kb_per_connection'])} KB each idle")  # fmt: skip
+    slow = summary["slow_reader"]
+    print("  slow readers: " + ", ".join(f"{name} {_number(slow[name])}" for name in SLOW_READER_FIELDS))
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "null"
+    return f"{value:,.1f}" if isinstance(value, float) else str(value)

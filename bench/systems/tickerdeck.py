@@ -1,0 +1,64 @@
+"""`tickerdeck`: the product as deployed: `python -m config.server` and `manage.py run_feed`.
+
+Production settings; the feed reads the publisher's channel through the `relay` provider. Each run
+has its own Redis namespace (stream state and channel-layer prefix), apart from any other user.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from bench.processes import PYTHON, Child, free_port
+from bench.systems import Context, Running, Target, stream_path
+from bench.tenants import Organisations
+from bench.workload import Stream
+
+START_SECONDS = 60.0
+LEADING = r"leads the feed"  # run_feed's log line once it holds the feed lock
+
+
+def product_environment(context: Context) -> dict[str, str]:
+    """The environment of every product process of this run (servers and the orchestrator's set-up)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "DATABASE_URL": context.database_url,
+        "REDIS_URL": context.redis_url,
+        "SECRET_KEY": context.secret_key,
+        "BASE_DOMAIN": "localhost",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "STREAM_REDIS_PREFIX": context.redis_prefix,
+        "CHANNEL_LAYER_PREFIX": context.redis_prefix + "td",
+        "MARKET_DATA_PROVIDER": "relay",
+        "RELAY_CHANNEL": context.channel,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+class Tickerdeck:
+    name: str = "tickerdeck"
+    first_frame: str | None = "snapshot"
+
+    def __init__(self, organisations: Organisations) -> None:
+        self.organisations = organisations
+
+    @contextmanager
+    def start(self, context: Context) -> Iterator[Running]:
+        port = free_port()
+        env = product_environment(context)
+        server_command = [PYTHON, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port),
+                          "--log-level", "warning"]  # fmt: skip
+        with ExitStack() as stack:
+            server = Child("tickerdeck-server", server_command, env, context.log_dir).stopped_by(stack)
+            feed = Child("tickerdeck-feed", [PYTHON, "manage.py", "run_feed"], env, context.log_dir).stopped_by(stack)
+            server.wait_for_http(port, timeout=START_SECONDS)
+            feed.wait_for_log(LEADING, timeout=START_SECONDS)
+            yield Running(port, [server, feed])
+
+    def target(self, stream: Stream) -> Target:
+        index = stream.organisation
+        return Target(f"{self.organisations.slugs[index]}.localhost", stream_path(stream),
+                      f"sessionid={self.organisations.sessions[index]}")  # fmt: skip

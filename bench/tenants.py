@@ -1,0 +1,77 @@
+"""The bench's organisations in the bench database: a private plan, owners, sessions; all removed after.
+
+Made through the product's own services (tenants.services), as a sign-up would make them, so the
+servers under test run their full connect step (tenant by host, session, membership, plan limits).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Organisations:
+    """What the bench created, to connect with (slug, session) and to remove afterwards."""
+
+    slugs: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+    organisation_ids: list[int] = field(default_factory=list)
+    user_ids: list[int] = field(default_factory=list)
+    plan_id: int | None = None
+
+
+def session_create(user: Any) -> str:
+    """A session row for `user`, as a log-in makes one (the value of the sessionid cookie)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return str(session.session_key)
+
+
+def organisations_create(created: Organisations, *, count: int, run_id: str, max_streams: int) -> None:
+    """`count` organisations on one realtime plan with room for every stream the bench opens."""
+    from billing.models import Plan
+    from tenants.services import organisation_create, owner_get_or_create
+
+    plan = Plan.objects.create(name=f"Bench {run_id}", slug=f"bench-{run_id}", max_symbols_per_stream=30,
+                               max_streams=max_streams, realtime=True, delay_minutes=0, is_public=False)  # fmt: skip
+    created.plan_id = plan.pk
+    password = secrets.token_urlsafe(24)
+    for index in range(count):
+        slug = f"bench{run_id}o{index}"
+        owner = owner_get_or_create(email=f"owner@{slug}.example", password=password)
+        created.user_ids.append(owner.pk)
+        organisation = organisation_create(name=f"Bench {run_id} #{index}", slug=slug, owner=owner, plan=plan)
+        created.organisation_ids.append(organisation.pk)
+        created.slugs.append(slug)
+        created.sessions.append(session_create(owner))
+
+
+def organisations_remove(created: Organisations) -> None:
+    """Drop what `organisations_create` made (schemas, domains, memberships, owners, sessions, plan)."""
+    from django.contrib.sessions.models import Session
+
+    from accounts.models import User
+    from billing.models import Plan
+    from tenants.models import Organisation
+
+    for organisation in Organisation.objects.filter(pk__in=created.organisation_ids):
+        organisation.delete()  # drops its schema
+    Session.objects.filter(session_key__in=created.sessions).delete()
+    User.objects.filter(pk__in=created.user_ids).delete()
+    if created.plan_id is not None:
+        Plan.objects.filter(pk=created.plan_id).delete()
+
+
+def directory_symbols(count: int) -> list[str]:
+    """The first `count` symbols of the product's symbol directory (every system streams these)."""
+    from streaming.models import Symbol
+
+    return list(Symbol.objects.order_by("symbol").values_list("symbol", flat=True)[:count])
