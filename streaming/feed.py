@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 LEADER_TTL_MS = 3000
 LEADER_RENEW_SECONDS = 1.0
 STANDBY_POLL_SECONDS = 0.5
-WATCH_REFRESH_SECONDS = 2.0
+WATCH_REFRESH_SECONDS = 30.0  # a safety net: every change bumps the registry's version
 WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
@@ -171,7 +171,7 @@ class Feed:
 
     async def _refresh_watches(self) -> None:
         before = self.index.symbols
-        self.index = WatchIndex.build(await self.state.watches_all())
+        self.index = await asyncio.to_thread(WatchIndex.build, await self.state.watches_all())
         after = self.index.symbols
         if after - before:
             await self.provider.subscribe(sorted(after - before))

@@ -180,14 +180,24 @@ class StreamHub:
         self._dirty.set()
 
     async def _sync_watches(self) -> None:
-        """Publish watch changes to the registry (batched); when quiet, the full set as a heartbeat."""
+        """Publish watch changes to the registry (batched); when quiet, keep the registry's copy alive.
+
+        A heartbeat only extends the expiry: rewriting the set would bump the version and make the
+        feed rebuild its index for nothing. The full set is written again only when the registry
+        lost it (expired, Redis restarted) or an update failed.
+        """
         full = True
         while True:
             try:
                 async with asyncio.timeout(WATCH_HEARTBEAT_SECONDS):
                     await self._dirty.wait()
             except TimeoutError:
-                full = True  # rewrite everything: the key may have expired (or Redis restarted)
+                try:
+                    if not self._watch_counts or await self.state.watches_touch(self.process_id):
+                        continue
+                except Exception:
+                    logger.exception("could not extend the watch registry's expiry")
+                full = True
             self._dirty.clear()
             added, removed = (set(self._watch_counts), set()) if full else (self._added, self._removed)
             self._added, self._removed = set(), set()

@@ -48,6 +48,10 @@ class StreamState(abc.ABC):
         """Record this process's changes (or its full set when `full`) and bump the version."""
 
     @abc.abstractmethod
+    async def watches_touch(self, process_id: str) -> bool:
+        """Keep this process's watches alive; False when they are gone (expired, Redis restarted)."""
+
+    @abc.abstractmethod
     async def watches_version(self) -> int:
         """A number that changes whenever any process's watches change (cheap to poll)."""
 

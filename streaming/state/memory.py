@@ -39,6 +39,9 @@ class MemoryStreamState(StreamState):
         watches.update(added)
         self._version += 1
 
+    async def watches_touch(self, process_id: str) -> bool:
+        return bool(self._watches.get(process_id))
+
     async def watches_version(self) -> int:
         return self._version
 

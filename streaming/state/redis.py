@@ -1,5 +1,6 @@
 """Streaming state in Redis, shared by every web and feed process."""
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,6 +33,10 @@ return 0
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _watches_parse(members: set[Any]) -> set[Watch]:
+    return {Watch.from_key(m.decode() if isinstance(m, bytes) else str(m)) for m in members}
 
 
 def _lease_key(kind: LeaseKind, schema: str) -> str:
@@ -96,6 +101,9 @@ class RedisStreamState(StreamState):
                 pipe.incr(PREFIX + "watch-version")
             await pipe.execute()
 
+    async def watches_touch(self, process_id: str) -> bool:
+        return bool(await self.redis.pexpire(f"{PREFIX}watch:{process_id}", WATCH_KEY_TTL_MS))
+
     async def watches_version(self) -> int:
         return int(await self.redis.get(PREFIX + "watch-version") or 0)
 
@@ -104,7 +112,8 @@ class RedisStreamState(StreamState):
         if not keys:
             return set()
         members = await self.redis.sunion(keys)
-        return {Watch.from_key(m.decode() if isinstance(m, bytes) else str(m)) for m in members}
+        # Tens of thousands of keys: parsed off the event loop, which keeps publishing meanwhile.
+        return await asyncio.to_thread(_watches_parse, members)
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         if encoded:

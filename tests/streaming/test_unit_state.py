@@ -185,6 +185,16 @@ async def test_watches_add_remove_and_full_per_process(state: StreamState) -> No
     assert await state.watches_all() == set()
 
 
+async def test_touching_watches_keeps_them_without_a_new_version(state: StreamState) -> None:
+    watch = Watch(schema(), 0, "AAPL")
+    assert await state.watches_touch("web-1") is False, "nothing recorded yet: the hub must write its full set"
+    await state.watches_update("web-1", {watch}, set(), full=False)
+    version = await state.watches_version()
+    assert await state.watches_touch("web-1") is True
+    assert await state.watches_version() == version, "a heartbeat must not make the feed rebuild its index"
+    assert await state.watches_all() == {watch}
+
+
 async def test_watches_round_trip_every_field(state: StreamState) -> None:
     watch = Watch("org_" + "x" * 59, 30, "BRK.B")
     await state.watches_update("web-1", {watch}, set(), full=False)
