@@ -8,7 +8,7 @@ Every sender of a process shares one SendClock:
 - quote frames leave on its ticks: every quote that arrives before the next tick joins the same
   frame. A frame costs the same whatever it carries (an ASGI send, the websocket framing, a system
   call), so under load a connection sends one frame per tick with several quotes, instead of one
-  frame per quote; and one timer wakes all the senders that wait;
+  frame per quote. One timer serves every sender, and a sender task wakes once per frame;
 - its watch finds sends that stay blocked, so no frame pays for a timer of its own.
 """
 
@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .quotes import quotes_frame
+from .quotes import update_frame
 
 logger = logging.getLogger(__name__)
 
@@ -32,22 +32,20 @@ class SendClock:
 
     def __init__(self, frame_interval: float) -> None:
         self.frame_interval = frame_interval
-        self._tick = asyncio.Event()
-        self._armed = False
+        self._due: list[ConflatingSender] = []
         self._senders: weakref.WeakSet[ConflatingSender] = weakref.WeakSet()
         self._watch: asyncio.Task[None] | None = None
 
-    async def next_tick(self) -> None:
-        if not self._armed:
-            self._armed = True
+    def schedule(self, sender: "ConflatingSender") -> None:
+        """Wake `sender` at the next tick (the caller schedules each sender once per tick)."""
+        if not self._due:
             asyncio.get_running_loop().call_later(self.frame_interval, self._fire)
-        await self._tick.wait()
+        self._due.append(sender)
 
     def _fire(self) -> None:
-        # set() resolves every current waiter; clear() at once makes later callers wait for the next.
-        self._armed = False
-        self._tick.set()
-        self._tick.clear()
+        due, self._due = self._due, []
+        for sender in due:
+            sender.tick()
 
     def watch(self, sender: "ConflatingSender") -> None:
         self._senders.add(sender)
@@ -81,7 +79,9 @@ class ConflatingSender:
         self._clock = clock
         self._pending: dict[str, bytes] = {}
         self._messages: deque[str] = deque(maxlen=256)
-        self._wakeup = asyncio.Event()
+        self._scheduled = False  # waiting for the clock's next tick
+        self._due = False  # the tick came: pending quotes may go
+        self._ready: asyncio.Future[None] | None = None  # what the sender task waits on
         self._task: asyncio.Task[None] | None = None
         self._sending_since: float | None = None
         self._slow_task: asyncio.Task[None] | None = None
@@ -98,9 +98,17 @@ class ConflatingSender:
                 await self._task
 
     def offer(self, symbol: str, encoded: bytes) -> None:
-        """Queue a quote, replacing any unsent one of the same symbol."""
+        """Queue a quote, replacing any unsent one of the same symbol; it leaves at the next tick."""
         self._pending[symbol] = encoded
-        self._wakeup.set()
+        if not self._scheduled:
+            self._scheduled = True
+            self._clock.schedule(self)
+
+    def tick(self) -> None:
+        """The clock's tick: pending quotes may go now."""
+        self._scheduled = False
+        self._due = True
+        self._wake()
 
     def drop(self, symbols: set[str]) -> None:
         """Forget unsent quotes of symbols the connection no longer follows."""
@@ -108,9 +116,14 @@ class ConflatingSender:
             self._pending.pop(symbol, None)
 
     def message(self, text: str) -> None:
-        """Queue a protocol message (sent before any pending quotes)."""
+        """Queue a protocol message: it leaves at once, before any pending quotes."""
         self._messages.append(text)
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        ready = self._ready
+        if ready is not None and not ready.done():
+            ready.set_result(None)
 
     @property
     def pending_quotes(self) -> int:
@@ -129,15 +142,17 @@ class ConflatingSender:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            if not self._messages and not self._due:
+                self._ready = loop.create_future()
+                await self._ready
+                self._ready = None
             while self._messages:
                 await self._deliver(loop, self._messages.popleft())
-            if self._pending:
-                await self._clock.next_tick()
-            if self._pending:
-                quotes, self._pending = self._pending, {}
-                await self._deliver(loop, quotes_frame("quotes", list(quotes.values())))
+            if self._due:
+                self._due = False
+                if self._pending:
+                    quotes, self._pending = self._pending, {}
+                    await self._deliver(loop, update_frame(list(quotes.values())))
 
     async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
         self._sending_since = loop.time()

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streaming.quotes import Quote, quotes_frame
+from streaming.quotes import Quote, quotes_frame, update_frame
 from streaming.sender import ConflatingSender, SendClock
 
 SPEC_QUOTE_FIELDS = {"symbol", "price", "bid", "ask", "volume", "change", "change_pct", "ts"}
@@ -217,6 +217,12 @@ async def test_a_cancelled_sender_does_not_stop_the_clock_for_the_others(socket:
 # -- quotes.py -------------------------------------------------------------------------------------
 
 QUOTE = Quote(symbol="AAPL", price=190.12, bid=190.1, ask=190.14, volume=1_234_567, change=1.5, change_pct=0.8, ts=1)
+
+
+def test_update_frame_is_the_quotes_frame() -> None:
+    encoded = [QUOTE.encode(), dataclasses.replace(QUOTE, symbol="MSFT").encode()]
+    assert update_frame(encoded) == quotes_frame("quotes", encoded)
+    assert orjson.loads(update_frame(encoded))["quotes"][1]["symbol"] == "MSFT"
 
 
 def test_quote_encode_has_exactly_the_spec_fields() -> None:
