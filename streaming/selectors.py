@@ -6,17 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from accounts.models import User
 from tenants.db import activate_public_schema, activate_schema
 from tenants.middleware import organisation_for_host
 from tenants.models import Membership, Organisation, SubscriptionStatus
 from watchlists.selectors import watchlist_symbols
 
-from .protocol import CloseCode, Refusal
+from .protocol import NOT_AUTHENTICATED, CloseCode, Refusal
 from .symbols import Rejection, symbols_validate
 
 HOST_CACHE_SECONDS = 5.0
@@ -88,23 +89,35 @@ def organisation_ref_for_host(hostname: str) -> OrganisationRef | None:
     return ref
 
 
-def user_id_for_session(session_key: str | None) -> int | None:
-    """The signed-in user of a session cookie, checked as Django's own `get_user` does."""
+@dataclass(frozen=True)
+class SessionClaims:
+    """Who a session cookie says is signed in; `user_valid` checks it against the user row."""
+
+    user_id: int
+    auth_hash: str
+
+    def user_valid(self, user: User | None) -> bool:
+        """As Django's own `get_user`: an active user whose password has not changed since log-in."""
+        return (
+            user is not None and user.is_active and constant_time_compare(self.auth_hash, user.get_session_auth_hash())
+        )
+
+
+def session_claims(session_key: str | None) -> SessionClaims | None:
+    """The signed-in user id and auth hash of a session cookie (one query), or None when signed out."""
     if not session_key:
         return None
     activate_public_schema()
     session = SessionStore(session_key)
     user_pk = session.get(SESSION_KEY)
     backend_path = session.get(BACKEND_SESSION_KEY)
-    if user_pk is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
+    auth_hash = session.get(HASH_SESSION_KEY)
+    if user_pk is None or backend_path not in settings.AUTHENTICATION_BACKENDS or not auth_hash:
         return None
-    user = load_backend(backend_path).get_user(user_pk)
-    if user is None or not user.is_active:
+    try:
+        return SessionClaims(int(user_pk), str(auth_hash))
+    except (TypeError, ValueError):
         return None
-    session_hash = session.get(HASH_SESSION_KEY)
-    if not session_hash or not constant_time_compare(session_hash, user.get_session_auth_hash()):
-        return None
-    return int(user.pk)
 
 
 def stream_access(
@@ -115,18 +128,23 @@ def stream_access(
     One call (one thread hop, one pooled connection) for the whole check: connects are frequent.
     """
     activate_public_schema()
-    user_id = user_id_for_session(session_key)
-    if user_id is None:
-        return Refusal(CloseCode.NOT_AUTHENTICATED, "not_authenticated", "Log in to stream quotes.")
+    claims = session_claims(session_key)
+    if claims is None:
+        return NOT_AUTHENTICATED
+    # The user, their membership, the organisation and its plan in one query.
     membership = (
-        Membership.objects.select_related("organisation__plan")
-        .filter(user_id=user_id, organisation_id=organisation.pk)
+        Membership.objects.select_related("user", "organisation__plan")
+        .filter(user_id=claims.user_id, organisation_id=organisation.pk)
         .first()
     )
     if membership is None:
+        if not claims.user_valid(User.objects.filter(pk=claims.user_id).first()):
+            return NOT_AUTHENTICATED
         if not Organisation.objects.filter(pk=organisation.pk).exists():
             return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
         return Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are not a member of {organisation.name}.")
+    if not claims.user_valid(membership.user):
+        return NOT_AUTHENTICATED
     refusal = standing_refusal(membership.organisation)
     if refusal is not None:
         return refusal
@@ -152,7 +170,7 @@ def stream_access(
             "Remove some, or upgrade your plan.",
             {"limits": limits.as_dict(len(symbols))},
         )
-    return StreamAccess(user_id, limits, symbols, rejected)
+    return StreamAccess(claims.user_id, limits, symbols, rejected)
 
 
 def standing_refusal(organisation: Organisation) -> Refusal | None:
