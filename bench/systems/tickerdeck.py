@@ -49,8 +49,8 @@ class Tickerdeck:
     def start(self, context: Context) -> Iterator[Running]:
         port = free_port()
         env = product_environment(context)
-        server_command = [PYTHON, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning"]  # fmt: skip
+        # The server's own logging, as deployed (it leaves out uvicorn's line per handshake).
+        server_command = [PYTHON, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port)]
         with ExitStack() as stack:
             server = Child("tickerdeck-server", server_command, env, context.log_dir).stopped_by(stack)
             feed = Child("tickerdeck-feed", [PYTHON, "manage.py", "run_feed"], env, context.log_dir).stopped_by(stack)
