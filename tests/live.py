@@ -53,6 +53,7 @@ def server_environment(**overrides: str) -> dict[str, str]:
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONUNBUFFERED": "1"})
     # The servers share this run's Redis namespace (keys, channel names, the feed lock).
     env["TEST_REDIS_NAMESPACE"] = django_settings.TEST_REDIS_NAMESPACE
+    env["TEST_SERVER_PROCESS"] = "1"  # a database pool, as in production (config/settings/test.py)
     env.update(overrides)
     if "DATABASE_URL" not in overrides:
         env["DATABASE_URL"] = test_database_url()

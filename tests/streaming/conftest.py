@@ -24,7 +24,7 @@ from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
 from tenants.services import organisation_create, owner_get_or_create
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, connection_recycle
 
 
 def session_for(user: User) -> str:
@@ -79,6 +79,8 @@ class Committed:
         return plan
 
     def tenant_sync(self, plan: Plan | str = "pro", **organisation_fields: Any) -> Tenant:
+        # Async tests run this on asgiref's long-lived executor thread: its connection clones too.
+        connection_recycle()
         slug = f"t{uuid.uuid4().hex[:10]}"
         owner = owner_get_or_create(email=f"owner@{slug}.example", password=PASSWORD)
         self.users.append(owner)
