@@ -106,9 +106,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 # A pool per process (psycopg_pool): streams and requests borrow a connection for each query batch
 # instead of opening one (a new PostgreSQL connection took ~40 % of a websocket connect's time).
-# Django's persistent connections are not an option under ASGI; the pool is.
+# Django's persistent connections are not an option under ASGI; the pool is. A request waits at most
+# DATABASE_POOL_TIMEOUT for a connection, so a database outage is a quick 503, not a hung page.
 if env.bool("DATABASE_POOL", default=True):
-    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 2, "max_size": env.int("DATABASE_POOL_MAX", default=10)}
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 2,
+        "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+    }
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
