@@ -8,6 +8,7 @@ buffers makes `send` wait within a few frames, so the connection's conflating bu
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -52,6 +53,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def gc_tune() -> None:
+    """Fewer full garbage collections: they stop the event loop for tens of milliseconds.
+
+    Everything loaded at start-up (Django, the URLconfs, the app) is moved out of the collector's
+    sight with gc.freeze(), and the oldest generation is collected ten times less often. Streaming
+    allocates many short-lived objects (frames, futures), which the young generations still reclaim.
+    """
+    import config.asgi  # noqa: F401  (import the application now, so that freeze() covers it)
+
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m config.server")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -69,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_headers=True,
     )
     logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
+    gc_tune()
     sock = listening_socket(args.host, args.port)
     uvicorn.Server(config).run(sockets=[sock])
 
