@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -22,21 +21,9 @@ class Organisations:
     plan_id: int | None = None
 
 
-def session_create(user: Any) -> str:
-    """A session row for `user`, as a log-in makes one (the value of the sessionid cookie)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return str(session.session_key)
-
-
 def organisations_create(created: Organisations, *, count: int, run_id: str, max_streams: int) -> None:
     """`count` organisations on one realtime plan with room for every stream the bench opens."""
+    from accounts.sessions import session_create
     from billing.models import Plan
     from tenants.services import organisation_create, owner_get_or_create
 

@@ -12,10 +12,9 @@ from asgiref.sync import sync_to_async
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 
 from accounts.models import User
+from accounts.sessions import session_create
 from billing.models import Plan
 from config.asgi import application
 from streaming.feed import Feed
@@ -25,16 +24,6 @@ from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
 from tenants.services import organisation_create, owner_get_or_create
 from tests.conftest import PASSWORD, connection_recycle
-
-
-def session_for(user: User) -> str:
-    """A real session row for `user`, as a log-in would create (the value of the sessionid cookie)."""
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return str(session.session_key)
 
 
 @dataclass
@@ -90,13 +79,13 @@ class Committed:
             Organisation.objects.filter(pk=organisation.pk).update(**organisation_fields)
             organisation.refresh_from_db()
         self.organisations.append(organisation)
-        return Tenant(organisation, owner, session_for(owner))
+        return Tenant(organisation, owner, session_create(owner))
 
     def member_sync(self, tenant: Tenant, email: str) -> str:
         user = owner_get_or_create(email=email, password=PASSWORD)
         self.users.append(user)
         Membership.objects.create(user=user, organisation=tenant.organisation, role=Role.MEMBER)
-        return session_for(user)
+        return session_create(user)
 
     def cleanup(self) -> None:
         for organisation in self.organisations:
