@@ -16,7 +16,7 @@ from accounts.models import User
 from billing.models import Plan
 from billing.selectors import plan_get_default
 
-from .db import activate_public_schema
+from .db import activate_public_schema, connection_discard
 from .models import Domain, Membership, Organisation, Role
 from .roles import organisation_settings_check_allowed
 from .validators import schema_name_for, validate_subdomain
@@ -56,6 +56,7 @@ def organisation_create(*, name: str, slug: str, owner: User, plan: Plan | None 
             organisation.create_schema(check_if_exists=True, verbosity=0)
             Domain.objects.create(domain=f"{slug}.{settings.BASE_DOMAIN}", tenant=organisation, is_primary=True)
             Membership.objects.create(user=owner, organisation=organisation, role=Role.OWNER)
+            transaction.on_commit(connection_discard)
     except IntegrityError as exc:
         raise ValidationError({"slug": f"“{slug}” is already taken; please choose another subdomain."}) from exc
     finally:
