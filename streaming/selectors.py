@@ -3,15 +3,20 @@ because the thread pool that runs them does not carry schema state from one call
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import connection
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
+from billing.models import Plan
 from tenants.db import activate_public_schema, activate_schema
 from tenants.middleware import organisation_for_host
 from tenants.models import Membership, Organisation, SubscriptionStatus
@@ -21,6 +26,7 @@ from .protocol import NOT_AUTHENTICATED, CloseCode, Refusal
 from .symbols import Rejection, symbols_validate
 
 HOST_CACHE_SECONDS = 5.0
+DATABASE_SESSIONS = "django.contrib.sessions.backends.db"
 
 
 @dataclass(frozen=True)
@@ -104,20 +110,40 @@ class SessionClaims:
 
 
 def session_claims(session_key: str | None) -> SessionClaims | None:
-    """The signed-in user id and auth hash of a session cookie (one query), or None when signed out."""
+    """The signed-in user id and auth hash of a session cookie, or None when signed out.
+
+    The read of Django's database session backend (`SessionStore.load`), without the ORM: this runs
+    on every connect, and compiling the query cost more than running it.
+    """
     if not session_key:
         return None
-    activate_public_schema()
-    session = SessionStore(session_key)
-    user_pk = session.get(SESSION_KEY)
-    backend_path = session.get(BACKEND_SESSION_KEY)
-    auth_hash = session.get(HASH_SESSION_KEY)
-    if user_pk is None or backend_path not in settings.AUTHENTICATION_BACKENDS or not auth_hash:
+    if settings.SESSION_ENGINE == DATABASE_SESSIONS:
+        with connection.cursor() as cursor:
+            cursor.execute(_SESSION_SQL, [session_key, timezone.now()])
+            row = cursor.fetchone()
+        data = SessionStore().decode(row[0]) if row else {}
+    else:  # another session engine: its own store
+        data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    user_pk, auth_hash = data.get(SESSION_KEY), data.get(HASH_SESSION_KEY)
+    if user_pk is None or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS or not auth_hash:
         return None
     try:
         return SessionClaims(int(user_pk), str(auth_hash))
     except (TypeError, ValueError):
         return None
+
+
+_SESSION_SQL = f"SELECT session_data FROM {Session._meta.db_table} WHERE session_key = %s AND expire_date > %s"  # noqa: S608
+# The user, their membership, the organisation and its plan: everything a connect checks, one row.
+_ACCESS_SQL = f"""
+    SELECT u.password, u.is_active, o.subscription_status, o.payment_grace_until,
+           p.max_symbols_per_stream, p.max_streams, p.max_widget_viewers, p.realtime, p.delay_minutes
+    FROM {Membership._meta.db_table} m
+    JOIN {User._meta.db_table} u ON u.id = m.user_id
+    JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id
+    JOIN {Plan._meta.db_table} p ON p.id = o.plan_id
+    WHERE m.user_id = %s AND m.organisation_id = %s
+"""  # noqa: S608 (table names from model metadata; values are parameters)
 
 
 def stream_access(
@@ -131,24 +157,23 @@ def stream_access(
     claims = session_claims(session_key)
     if claims is None:
         return NOT_AUTHENTICATED
-    # The user, their membership, the organisation and its plan in one query.
-    membership = (
-        Membership.objects.select_related("user", "organisation__plan")
-        .filter(user_id=claims.user_id, organisation_id=organisation.pk)
-        .first()
-    )
-    if membership is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCESS_SQL, [claims.user_id, organisation.pk])
+        row = cursor.fetchone()
+    if row is None:
+        # The rare refusals: who is missing, the user, the organisation or the membership?
         if not claims.user_valid(User.objects.filter(pk=claims.user_id).first()):
             return NOT_AUTHENTICATED
         if not Organisation.objects.filter(pk=organisation.pk).exists():
             return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
         return Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are not a member of {organisation.name}.")
-    if not claims.user_valid(membership.user):
+    password, is_active, status, grace_until, max_symbols, max_streams, max_widget_viewers, realtime, delay = row
+    if not claims.user_valid(User(pk=claims.user_id, password=password, is_active=is_active)):
         return NOT_AUTHENTICATED
-    refusal = standing_refusal(membership.organisation)
+    refusal = standing_refusal_of(organisation.name, status, grace_until)
     if refusal is not None:
         return refusal
-    limits = PlanLimits.of(membership.organisation)
+    limits = PlanLimits(max_symbols, max_streams, max_widget_viewers, realtime, 0 if realtime else delay)
     requested = requested_symbols(
         schema_name=organisation.schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param
     )
@@ -175,16 +200,18 @@ def stream_access(
 
 def standing_refusal(organisation: Organisation) -> Refusal | None:
     """4402 when the subscription is unpaid past its grace period (or cancelled on a paid plan)."""
-    status = organisation.subscription_status
+    return standing_refusal_of(organisation.name, organisation.subscription_status, organisation.payment_grace_until)
+
+
+def standing_refusal_of(name: str, status: str, grace_until: datetime | None) -> Refusal | None:
     if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         return None
-    grace = organisation.payment_grace_until
-    if status == SubscriptionStatus.PAST_DUE and grace is not None and grace > timezone.now():
+    if status == SubscriptionStatus.PAST_DUE and grace_until is not None and grace_until > timezone.now():
         return None
     return Refusal(
         CloseCode.PAYMENT_REQUIRED,
         "payment_required",
-        f"The subscription of {organisation.name} is {organisation.get_subscription_status_display().lower()}; "
+        f"The subscription of {name} is {SubscriptionStatus(status).label.lower()}; "
         "an owner or admin can settle it on the billing page.",
     )
 

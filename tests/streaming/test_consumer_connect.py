@@ -3,11 +3,14 @@
 import datetime as dt
 
 import pytest
+from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from accounts.models import User
 from streaming.feed import Feed
 from tenants.models import SubscriptionStatus
-from tests.streaming.conftest import Committed, connect, expect_refusal, receive, receive_until
+from tests.streaming.conftest import Committed, Tenant, connect, expect_refusal, receive, receive_until
 
 pytestmark = [pytest.mark.asyncio]
 
@@ -53,6 +56,28 @@ async def test_no_session_is_4401(committed: Committed, hub_cleanup: None) -> No
 async def test_a_forged_session_is_4401(committed: Committed, hub_cleanup: None) -> None:
     tenant = await committed.tenant("pro")
     await expect_refusal(connect(tenant.host, session="not-a-real-session-key"), 4401, "not_authenticated")
+
+
+async def _user_update(tenant: Tenant, **fields: object) -> None:
+    await User.objects.filter(pk=tenant.owner.pk).aupdate(**fields)
+
+
+async def test_a_deactivated_user_is_4401(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    await _user_update(tenant, is_active=False)
+    await expect_refusal(connect(tenant.host, session=tenant.session), 4401, "not_authenticated")
+
+
+async def test_a_session_from_before_a_password_change_is_4401(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    await _user_update(tenant, password=make_password("a-new-password-2026"))
+    await expect_refusal(connect(tenant.host, session=tenant.session), 4401, "not_authenticated")
+
+
+async def test_an_expired_session_is_4401(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    await Session.objects.filter(pk=tenant.session).aupdate(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    await expect_refusal(connect(tenant.host, session=tenant.session), 4401, "not_authenticated")
 
 
 async def test_a_member_of_a_on_bs_host_is_4403_and_never_sees_bs_quotes(committed: Committed, feed: Feed) -> None:
