@@ -14,8 +14,10 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
+import uvloop
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 SEND_BUFFER_BYTES = 8 * 1024  # the kernel doubles it
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "12")),
+                        help="threads for database calls (keep DATABASE_POOL_MAX at least as large)")  # fmt: skip
     args = parser.parse_args(argv)
     config = uvicorn.Config(
         "config.asgi:application",
@@ -87,7 +91,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
     gc_tune()
     sock = listening_socket(args.host, args.port)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    uvloop.run(serve(server, sock, threads=args.threads))
+
+
+async def serve(server: uvicorn.Server, sock: socket.socket, *, threads: int) -> None:
+    """uvicorn's serve loop, with a thread pool sized for the database calls of connects.
+
+    Those calls (`database_sync_to_async`) mostly wait on PostgreSQL; asyncio's default pool (cores
+    + 4 threads) left a connect storm waiting for a free thread with the CPU half idle.
+    """
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="db"))
+    await server.serve(sockets=[sock])
 
 
 if __name__ == "__main__":
