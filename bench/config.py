@@ -19,7 +19,7 @@ DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 PRESETS: dict[str, dict[str, Any]] = {
     # ~8 minutes: each system ramps at 1,000 and 5,000 connections until it clearly fails.
     "full": {"connections": [1000, 5000], "organisations": 50, "factor": 1.7, "steps": 14, "warmup": 1.5,
-             "seconds": 3.0, "slow_seconds": 8.0},
+             "seconds": 3.0, "slow_seconds": 15.0},
     # ~1.5 minutes: fewer connections and organisations, steeper ramp, short windows.
     "quick": {"connections": [500], "organisations": 20, "factor": 2.2, "steps": 7, "warmup": 0.8,
               "seconds": 1.5, "slow_seconds": 3.0},
