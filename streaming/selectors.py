@@ -48,7 +48,10 @@ class PlanLimits:
 
     @classmethod
     def of(cls, organisation: Organisation) -> "PlanLimits":
-        plan = organisation.plan
+        return cls.of_plan(organisation.plan)
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> "PlanLimits":
         return cls(
             max_symbols=plan.max_symbols_per_stream,
             max_streams=plan.max_streams,
@@ -173,7 +176,9 @@ def stream_access(
     refusal = standing_refusal_of(organisation.name, status, grace_until)
     if refusal is not None:
         return refusal
-    limits = PlanLimits(max_symbols, max_streams, max_widget_viewers, realtime, 0 if realtime else delay)
+    plan = Plan(max_symbols_per_stream=max_symbols, max_streams=max_streams, max_widget_viewers=max_widget_viewers,
+                realtime=realtime, delay_minutes=delay)  # fmt: skip
+    limits = PlanLimits.of_plan(plan)
     requested = requested_symbols(
         schema_name=organisation.schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param
     )

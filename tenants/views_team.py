@@ -2,6 +2,7 @@
 
 import logging
 import smtplib
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -124,28 +125,25 @@ def member_invite(request: HttpRequest) -> HttpResponse:
 def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     """Organisation host: give a member another role."""
     target = _target(request, membership_id)
-    try:
-        changed = membership_role_change(
-            actor=request_membership(request), target=target, role=request.POST.get("role", "")
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"{changed.user.email}’s role is now {changed.get_role_display()}.")
-    return redirect("members")
+
+    def change() -> str:
+        role = request.POST.get("role", "")
+        changed = membership_role_change(actor=request_membership(request), target=target, role=role)
+        return f"{changed.user.email}’s role is now {changed.get_role_display()}."
+
+    return _on_members_page(request, change)
 
 
 @require_POST
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     """Organisation host: take someone out of the organisation."""
     target = _target(request, membership_id)
-    try:
+
+    def remove() -> str:
         membership_remove(actor=request_membership(request), target=target)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"{target.user.email} was removed from {target.organisation.name}.")
-    return redirect("members")
+        return f"{target.user.email} was removed from {target.organisation.name}."
+
+    return _on_members_page(request, remove)
 
 
 @require_POST
@@ -174,12 +172,22 @@ def invitation_withdraw(request: HttpRequest, invitation_id: int) -> HttpRespons
     invitation = invitation_get_in_organisation(organisation=actor.organisation, invitation_id=invitation_id)
     if invitation is None:
         raise Http404("No such invitation in this organisation.")
-    try:
+
+    def withdraw() -> str:
         invitation_revoke(actor=actor, invitation=invitation)
+        return f"The invitation to {invitation.email} was withdrawn."
+
+    return _on_members_page(request, withdraw)
+
+
+def _on_members_page(request: HttpRequest, action: Callable[[], str]) -> HttpResponse:
+    """Run a team action and go back to the members page, with its message or its refusal."""
+    try:
+        message = action()
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+        messages.success(request, message)
     return redirect("members")
 
 

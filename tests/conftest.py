@@ -13,20 +13,18 @@ from django_tenants.signals import schema_migrated
 
 from accounts.models import User
 from billing.models import Plan
-from tenants.db import activate_public_schema
+from tenants.db import activate_public_schema, connection_discard
 from tenants.models import Organisation
 from tenants.schema_template import template_schema_sync
 from tenants.services import organisation_create, owner_get_or_create
 
 PASSWORD = "correct-horse-battery-staple"
 
-# Every organisation_create runs django-tenants' `CREATE OR REPLACE FUNCTION clone_schema(...)` (and
-# its helpers) and calls it. The PostgreSQL backend then keeps another compiled copy of those
-# PL/pgSQL functions with their ~360 cached plans (~10 MB) for each clone, never freed, and every
-# catalog invalidation walks all cached plans: on one connection a clone (and the test's rollback)
-# grows from 0.19 s to 2.5 s after 150 clones. VACUUM or DISCARD ALL do not help; a new backend does.
-# So a thread's connection is closed, outside any transaction, once it has cloned a few schemas
-# (reconnecting costs ~0.1 s of cold caches; 4-8 clones per connection measured fastest).
+# Creating an organisation leaves ~10 MB of compiled clone_schema functions in the PostgreSQL
+# backend that slows every later catalog change (tenants.db.connection_discard says why);
+# organisation_create discards its connection after commit, but tests roll back instead. So a
+# thread's connection is discarded, outside any transaction, once it has cloned a few schemas:
+# one connection went from 0.19 s to 2.5 s per clone after 150; 4-8 clones per connection measured fastest.
 CLONES_PER_CONNECTION = 6
 _clones = threading.local()  # like Django's connections: one count per thread
 
@@ -42,7 +40,7 @@ schema_migrated.connect(_count_clone, dispatch_uid="tests.count_clone")
 def connection_recycle() -> None:
     """Close this thread's connection if it has cloned CLONES_PER_CONNECTION schemas and no transaction is open."""
     if getattr(_clones, "count", 0) >= CLONES_PER_CONNECTION and not connection.in_atomic_block:
-        connection.close()
+        connection_discard()
         _clones.count = 0
 
 
