@@ -1,5 +1,7 @@
 """Organisations (one PostgreSQL schema each), their domains and their members: public schema."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -82,6 +84,11 @@ class Membership(models.Model):
         return self.role in (Role.OWNER, Role.ADMIN)
 
 
+def invitation_token_nonce() -> str:
+    """A new random secret for an invitation's link (32 URL-safe characters, 192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
 class Invitation(models.Model):
     """An e-mail invitation to join an organisation; pending until accepted, then kept as a record."""
 
@@ -93,6 +100,8 @@ class Invitation(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # Signed into the link: the signing key alone cannot forge a link without it (the key leaked once).
+    token_nonce = models.CharField(max_length=64, default=invitation_token_nonce, editable=False)
 
     class Meta:
         ordering = ("organisation__name", "email")
@@ -103,6 +112,11 @@ class Invitation(models.Model):
                 condition=Q(accepted_at__isnull=True),
                 name="invitation_unique_pending_email",
                 violation_error_message="This address already has a pending invitation.",
+            ),
+            models.CheckConstraint(
+                # S106: a nonce's shape, not a password.
+                condition=Q(token_nonce__regex=r"^[A-Za-z0-9_-]{32,64}$"),  # noqa: S106
+                name="invitation_token_nonce_random",
             ),
         ]
 

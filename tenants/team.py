@@ -15,12 +15,14 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
 
 from .models import Invitation, Membership, Organisation, Role
 from .roles import admin_required, invitation_check_allowed, membership_can_manage, roles_grantable
 from .services import user_create
+from .validators import parse_id
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +114,15 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation) -> None:
 
 
 def invitation_token_create(*, invitation: Invitation) -> str:
-    """The signed token of the invitation link: it names the invitation, and its signature dates it."""
-    return signing.dumps({"i": invitation.pk}, salt=INVITATION_SALT)
+    """The signed token of an invitation link: the invitation and its nonce; the signature dates it."""
+    return signing.dumps({"i": invitation.pk, "n": invitation.token_nonce}, salt=INVITATION_SALT)
 
 
 def invitation_for_token(*, token: str, lock: bool = False) -> Invitation:
     """The pending invitation a link names, or InvitationError saying why it cannot be used."""
+    invalid = InvitationError(
+        "invalid", "This invitation link is not valid. Check that you copied all of it from the e-mail."
+    )
     try:
         payload = signing.loads(token, salt=INVITATION_SALT, max_age=INVITATION_MAX_AGE_SECONDS)
     except signing.SignatureExpired as exc:
@@ -126,13 +131,18 @@ def invitation_for_token(*, token: str, lock: bool = False) -> Invitation:
             "This invitation has expired: links work for 7 days. Ask an admin of the organisation to invite you again.",
         ) from exc
     except signing.BadSignature as exc:
-        raise InvitationError(
-            "invalid", "This invitation link is not valid. Check that you copied all of it from the e-mail."
-        ) from exc
+        raise invalid from exc
+    # A valid signature proves only that the key signed it; the key once leaked, so the nonce decides.
+    invitation_id = parse_id(payload.get("i")) if isinstance(payload, dict) else None
+    nonce = payload.get("n") if isinstance(payload, dict) else None
+    if invitation_id is None or not isinstance(nonce, str) or not nonce:
+        raise invalid
     invitations = Invitation.objects.select_related("organisation", "invited_by")
     if lock:
         invitations = invitations.select_for_update(of=("self",))
-    invitation = invitations.filter(pk=payload.get("i")).first()
+    invitation = invitations.filter(pk=invitation_id).first()
+    if invitation is not None and not constant_time_compare(nonce, invitation.token_nonce):
+        raise invalid
     if invitation is None:
         raise InvitationError(
             "withdrawn",

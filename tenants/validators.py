@@ -1,4 +1,4 @@
-"""Rules for an organisation's subdomain."""
+"""Rules for input the tenants app takes from outside: subdomains, organisation names, ids."""
 
 import re
 
@@ -42,3 +42,20 @@ def validate_subdomain(value: str) -> None:
 def schema_name_for(slug: str) -> str:
     """The PostgreSQL schema of the organisation with this (valid) slug."""
     return "org_" + slug.replace("-", "_")
+
+
+# 18 digits stay below PostgreSQL's bigint maximum (9,223,372,036,854,775,807).
+_ID_RE = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(value: object) -> int | None:
+    """A database id from untrusted input (a JSON int, or ASCII digits), or None for anything else.
+
+    str.isdigit() accepts "²", which int() then refuses with a ValueError (a 500); JSON also
+    carries booleans, floats, lists and huge numbers that a pk lookup must never see.
+    """
+    if isinstance(value, str) and _ID_RE.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**18:
+        return value
+    return None
