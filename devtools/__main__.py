@@ -42,7 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _environment(services: Services, settings_module: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(services.env())
-    env.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    # Named, not defaulted: manage.py and config.asgi fall back to production settings, and a shell
+    # that exports production's must not turn `make run` or `make test` into a production process.
+    exported = env.get("DJANGO_SETTINGS_MODULE")
+    if exported and exported != settings_module:
+        logger.info("Ignoring DJANGO_SETTINGS_MODULE=%s from the environment: using %s.", exported, settings_module)
+    env["DJANGO_SETTINGS_MODULE"] = settings_module
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import django_stubs_ext
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin classes and querysets be subscripted at run time (ModelAdmin[Plan]) for mypy.
 django_stubs_ext.monkeypatch()
@@ -12,11 +13,28 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
+
+def env_secret(name: str) -> str:
+    """A secret production cannot run without: set and not blank, else the process refuses to start."""
+    value = env.str(name, default="")
+    if not value.strip():
+        raise ImproperlyConfigured(
+            f"{name} is missing or blank. Set the {name} environment variable to a long random string, e.g. "
+            "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'. "
+            "Production settings (config.settings.prod, the default) never fall back to a built-in key; "
+            "for local development run `make run` or set DJANGO_SETTINGS_MODULE=config.settings.dev."
+        )
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Core
 # ---------------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Keys retired by a rotation: signatures (sessions, hand-off tokens, password resets) made with them
+# stay valid until they expire, while everything new is signed with SECRET_KEY.
+SECRET_KEY_FALLBACKS = [key for key in env.list("SECRET_KEY_FALLBACKS", default=[]) if key.strip()]
 BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
 PORT = env.int("PORT", default=8000)
 # The tenant middleware is the real host allow-list (a host with no Domain row is a 404), so
