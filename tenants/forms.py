@@ -15,13 +15,15 @@ from django.http import HttpRequest
 
 from .models import Organisation, Role
 from .services import organisation_create
-from .validators import SUBDOMAIN_MAX, validate_subdomain
+from .validators import SUBDOMAIN_MAX, validate_organisation_name, validate_subdomain
 
 
 class OrganisationSignupForm(SignupForm):
     """Creates the user and their organisation in one transaction."""
 
-    organisation_name = forms.CharField(label="Organisation name", max_length=100)
+    organisation_name = forms.CharField(
+        label="Organisation name", max_length=100, validators=[validate_organisation_name]
+    )
     subdomain = forms.CharField(
         label="Subdomain",
         max_length=SUBDOMAIN_MAX,
@@ -86,7 +88,7 @@ class InvitationSignupForm(forms.Form):
 
 
 class OrganisationRenameForm(forms.Form):
-    name = forms.CharField(label="Organisation name", max_length=100)
+    name = forms.CharField(label="Organisation name", max_length=100, validators=[validate_organisation_name])
 
 
 class OrganisationDeleteForm(forms.Form):

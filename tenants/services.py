@@ -22,7 +22,7 @@ from billing.selectors import plan_get_default
 from .db import activate_public_schema, connection_discard
 from .models import Domain, Membership, Organisation, Role
 from .roles import organisation_settings_check_allowed
-from .validators import parse_id, schema_name_for, validate_subdomain
+from .validators import parse_id, schema_name_for, validate_organisation_name, validate_subdomain
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ def organisation_create(*, name: str, slug: str, owner: User, plan: Plan | None 
     everything back, the schema included (PostgreSQL DDL is transactional).
     """
     slug = slug.strip().lower()
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "Give your organisation a name."})
+    name = _organisation_name_clean(name)
     try:
         validate_subdomain(slug)
     except ValidationError as exc:
@@ -103,16 +101,26 @@ def organisation_rename(*, actor: Membership, name: str) -> Organisation:
     """Give the actor's organisation a new display name (owners and admins); the slug never changes."""
     organisation = actor.organisation
     organisation_settings_check_allowed(actor=actor)
+    name = _organisation_name_clean(name)
+    if name != organisation.name:
+        organisation.name = name
+        organisation.save(update_fields=["name"])
+    return organisation
+
+
+def _organisation_name_clean(name: str) -> str:
+    """The name without surrounding spaces; ValidationError keyed "name" when empty, too long, or not one line."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give your organisation a name."})
     max_length = Organisation._meta.get_field("name").max_length or 100
     if len(name) > max_length:
         raise ValidationError({"name": f"Use at most {max_length} characters."})
-    if name != organisation.name:
-        organisation.name = name
-        organisation.save(update_fields=["name"])
-    return organisation
+    try:
+        validate_organisation_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
+    return name
 
 
 def organisation_delete(*, actor: Membership, confirmation: str) -> str:

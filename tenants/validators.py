@@ -1,6 +1,7 @@
 """Rules for input the tenants app takes from outside: subdomains, organisation names, ids."""
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 
@@ -36,6 +37,21 @@ def validate_subdomain(value: str) -> None:
     if value in RESERVED_SUBDOMAINS:
         raise ValidationError(
             "“%(value)s” is reserved; please choose another subdomain.", code="reserved", params={"value": value}
+        )
+
+
+# Line breaks (CR, LF, NEL, U+2028/9), tabs and other controls (Cc), and invisible format characters
+# (Cf: bidirectional overrides, zero-width spaces) that make a name read as something it is not.
+# A name goes into e-mail subjects, where a line break is a header injection.
+_NOT_IN_A_NAME = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def validate_organisation_name(value: str) -> None:
+    """Refuse an organisation name that is not one line of visible text."""
+    if any(unicodedata.category(char) in _NOT_IN_A_NAME for char in value):
+        raise ValidationError(
+            "An organisation name is one line of text: remove line breaks, tabs and invisible control characters.",
+            code="control_character",
         )
 
 
