@@ -1,5 +1,6 @@
 """URLs of the public host (BASE_DOMAIN): marketing pages, sign-up, log-in, staff admin."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
@@ -20,5 +21,9 @@ urlpatterns = [
     path("organisations/", organisation_list, name="organisation_list"),
     path("organisations/<slug:slug>/open/", organisation_open, name="organisation_open"),
     path("invitations/<str:token>/", invitation, name="invitation"),
+    # Staff log in through allauth, whose rate limits (per address and per account) the admin's own
+    # form lacks: an anonymous visitor is sent to allauth's log-in, and a signed-in non-staff user
+    # gets a 403. This path comes first so it wins over admin.site.urls' own "login/".
+    path("admin/login/", secure_admin_login(admin.site.login)),
     path("admin/", admin.site.urls),
 ]
