@@ -5,11 +5,12 @@ demoting each other at the same moment cannot leave an organisation without an o
 """
 
 import logging
+import smtplib
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -51,15 +52,24 @@ class InvitationError(Exception):
         self.invitation = invitation
 
 
+class InvitationNotSentError(Exception):
+    """The invitation e-mail could not be sent, so nothing was saved; `message` tells the inviter."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 # ---------------------------------------------------------------------------------------------
 # Invitations
 # ---------------------------------------------------------------------------------------------
 def invitation_create(*, actor: Membership, email: str, role: str, public_base_url: str) -> tuple[Invitation, bool]:
-    """Invite `email` to the actor's organisation as `role` and e-mail them the link, after commit.
+    """Invite `email` to the actor's organisation as `role` and e-mail them the link, all or nothing.
 
     Inviting an address that already has a pending invitation updates its role and sends the link
     again; the second value says whether that happened. Raises PermissionDenied when the actor may
-    not invite (as that role), ValidationError (keyed "email") for a bad address or a member.
+    not invite (as that role), ValidationError (keyed "email") for a bad address or a member, and
+    InvitationNotSentError when the e-mail cannot be sent (nothing is saved or changed then).
     """
     organisation = actor.organisation
     invitation_check_allowed(actor=actor)
@@ -95,8 +105,18 @@ def invitation_create(*, actor: Membership, email: str, role: str, public_base_u
         link = public_base_url.rstrip("/") + reverse(
             "invitation", urlconf=settings.PUBLIC_SCHEMA_URLCONF, args=[invitation_token_create(invitation=invitation)]
         )
-        sent = invitation
-        transaction.on_commit(lambda: _invitation_email_send(invitation=sent, link=link))
+        # The e-mail is the invitation, so it is sent inside the transaction, not after commit: a
+        # failure rolls the row back instead of leaving an invitation that looks sent and was not.
+        # The price: this organisation's row stays locked while the SMTP server answers, and a
+        # commit failing after the send leaves a link that says "withdrawn".
+        try:
+            _invitation_email_send(invitation=invitation, link=link)
+        except (smtplib.SMTPException, OSError, BadHeaderError) as exc:
+            logger.exception("the invitation e-mail to %s could not be sent", email)
+            raise InvitationNotSentError(
+                f"We could not send the invitation e-mail to {email} just now, so no invitation was saved or "
+                "changed. Please try again in a few minutes."
+            ) from exc
     logger.info("%s invited %s to %s as %s", actor.user, email, organisation.slug, role)
     return invitation, resent
 
@@ -221,7 +241,9 @@ def _invitation_email_send(*, invitation: Invitation, link: str) -> None:
         "link": link,
         "max_age_days": INVITATION_MAX_AGE_SECONDS // 86400,
     }
-    subject = render_to_string("tenants/email/invitation_subject.txt", context).strip()
+    # One line whatever the name holds (names saved before line breaks were refused): a line break
+    # in a header is an injection, which Django refuses with BadHeaderError.
+    subject = " ".join(render_to_string("tenants/email/invitation_subject.txt", context).split())
     body = render_to_string("tenants/email/invitation_body.txt", context)
     send_mail(subject, body, None, [invitation.email])
 

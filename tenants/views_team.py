@@ -1,7 +1,5 @@
 """The team: the members page and its actions (organisation host), the invitation link (public host)."""
 
-import logging
-import smtplib
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -30,6 +28,7 @@ from .selectors import (
 )
 from .team import (
     InvitationError,
+    InvitationNotSentError,
     invitation_accept,
     invitation_create,
     invitation_for_token,
@@ -40,8 +39,6 @@ from .team import (
     membership_remove,
     membership_role_change,
 )
-
-logger = logging.getLogger(__name__)
 
 # Status of the invitation page for each reason a link cannot be used.
 INVITATION_ERROR_STATUS = {
@@ -102,13 +99,9 @@ def member_invite(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as exc:
             form_add_errors(form, exc)
-        except (smtplib.SMTPException, OSError):
-            logger.exception("the invitation e-mail could not be sent")
-            messages.warning(
-                request,
-                "The invitation is saved, but its e-mail could not be sent. Try “Send again” in a few minutes.",
-            )
-            return redirect("members")
+        except InvitationNotSentError as exc:
+            form.add_error(None, exc.message)
+            return _members_page(request, invite_form=form, status=503)
         else:
             role = Role(invitation.role).label.lower()
             if resent:
