@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .forms import OrganisationDeleteForm, OrganisationRenameForm, form_add_errors
 from .middleware import request_membership
 from .models import Role
-from .notices import notice_url
+from .notices import Notice, notice_url
 from .roles import organisation_settings_check_allowed
 from .selectors import public_url
 from .services import organisation_delete, organisation_rename
@@ -55,15 +55,12 @@ def organisation_delete_view(request: HttpRequest) -> HttpResponse:
     """Delete the organisation and all its data once its subdomain is typed; then go to the public host."""
     form = OrganisationDeleteForm(request.POST)
     try:
-        name = organisation_delete(actor=request_membership(request), confirmation=request.POST.get("confirmation", ""))
+        organisation_delete(actor=request_membership(request), confirmation=request.POST.get("confirmation", ""))
     except ValidationError as exc:
         form_add_errors(form, exc)
         return _settings_page(request, delete_form=form, status=400)
     # The host is gone, and with it any use for this session.
     logout(request)
     return HttpResponseRedirect(
-        notice_url(
-            url=public_url(request=request, path="/organisations/"),
-            message=f"{name} was deleted, with all its data and memberships.",
-        )
+        notice_url(url=public_url(request=request, path="/organisations/"), notice=Notice.ORGANISATION_DELETED)
     )

@@ -15,7 +15,7 @@ from accounts.models import User
 from .forms import InvitationForm, InvitationSignupForm, form_add_errors
 from .middleware import request_membership
 from .models import Invitation, Membership, Role
-from .notices import notice_url
+from .notices import Notice, notice_url
 from .roles import invitation_check_allowed, roles_grantable
 from .selectors import (
     invitation_get_in_organisation,
@@ -151,10 +151,7 @@ def member_leave(request: HttpRequest) -> HttpResponse:
     # This host's session has nothing left to open.
     logout(request)
     return HttpResponseRedirect(
-        notice_url(
-            url=public_url(request=request, path="/organisations/"),
-            message=f"You left {membership.organisation.name}.",
-        )
+        notice_url(url=public_url(request=request, path="/organisations/"), notice=Notice.ORGANISATION_LEFT)
     )
 
 

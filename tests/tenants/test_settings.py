@@ -100,7 +100,7 @@ def test_the_owner_deletes_the_organisation_with_its_schema_and_lands_on_the_pub
     public.force_login(team.owner.user)
     landed = public.get(response["Location"].removeprefix("http://localhost"), follow=True)
     body = landed.content.decode()
-    assert "Acme Fund was deleted, with all its data and memberships." in body
+    assert "The organisation was deleted, with all its data and memberships." in body
     assert "You do not belong to any organisation yet." in body
 
 

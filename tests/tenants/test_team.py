@@ -204,7 +204,7 @@ def test_a_member_leaves_and_lands_on_your_organisations_on_the_public_host(team
     public.force_login(team.member.user)
     landed = public.get(response["Location"].removeprefix("http://localhost"), follow=True)
     assert landed.redirect_chain == [("/organisations/", 302)]
-    assert "You left Acme Fund." in landed.content.decode()
+    assert "You left the organisation." in landed.content.decode()
 
 
 def test_the_public_host_link_keeps_the_port_of_the_request(team: Team) -> None:
