@@ -28,8 +28,10 @@ def product_environment(context: Context) -> dict[str, str]:
         "REDIS_URL": context.redis_url,
         "SECRET_KEY": context.secret_key,
         "BASE_DOMAIN": "localhost",
+        # Plain HTTP on loopback: production's HTTPS-only defaults would redirect or drop cookies.
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
+        "SECURE_SSL_REDIRECT": "false",
         "STREAM_REDIS_PREFIX": context.redis_prefix,
         "CHANNEL_LAYER_PREFIX": context.redis_prefix + "td",
         "MARKET_DATA_PROVIDER": "relay",

@@ -37,9 +37,20 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 SECRET_KEY_FALLBACKS = [key for key in env.list("SECRET_KEY_FALLBACKS", default=[]) if key.strip()]
 BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
 PORT = env.int("PORT", default=8000)
-# The tenant middleware is the real host allow-list (a host with no Domain row is a 404), so
-# Django's own check only has to accept the hosts that can reach that middleware.
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# The public host and every organisation's subdomain; ALLOWED_HOSTS adds others (a custom domain,
+# an address a monitor uses). The tenant middleware still answers a 404 for a subdomain with no
+# Domain row; this list keeps forged Host headers out of absolute URLs (password-reset links, the
+# hand-off redirect) before any view runs. /healthz and /readyz answer on every host: they run first.
+ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}", *env.list("ALLOWED_HOSTS", default=[])]
+
+# ---------------------------------------------------------------------------------------------
+# Behind a reverse proxy or load balancer: trusted only when the operator says one is there
+# ---------------------------------------------------------------------------------------------
+# A client can send X-Forwarded-Proto itself; only a proxy that overwrites it may be believed, or
+# anyone could pass for HTTPS (secure-only cookies, no redirect) over plain HTTP.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUSTED_PROXY_SSL_HEADER", default=False) else None
+)
 
 ROOT_URLCONF = "config.urls_tenants"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"

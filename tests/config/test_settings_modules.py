@@ -1,26 +1,8 @@
 """Which settings a process runs with when nobody says, and what production refuses to start without."""
 
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
-
 import pytest
 
-from tests.live import ROOT
-
-# A key as an operator would generate it (python -c "import secrets; print(secrets.token_urlsafe(50))").
-REAL_SECRET_KEY = "k3Jq9v0mZt2L8xQwRr5nYb7Hc1Fd4Gs6Pa0Ue9Io2Wl3Ty5Vx7Nz1Mk4Bj8Ch6Dg"
-
-
-def run_python(args: Sequence[str], **env_changes: str) -> subprocess.CompletedProcess[str]:
-    """`python <args>` from the project root, without DJANGO_SETTINGS_MODULE or SECRET_KEY unless given."""
-    env = {key: value for key, value in os.environ.items() if key not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY"}}
-    env.update(env_changes)
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
+from tests.config.support import REAL_SECRET_KEY, run_python
 
 SHOW_SETTINGS = (
     "from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG, settings.SECRET_KEY_FALLBACKS)"
