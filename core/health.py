@@ -1,16 +1,25 @@
 """Liveness and readiness checks: the database and the channel layer."""
 
+import functools
+
 from django.conf import settings
 from django.db import DatabaseError, connection
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 CHECK_TIMEOUT_SECONDS = 2
+REASON_MAX_CHARS = 300
 
 
 def readiness_checks() -> dict[str, str]:
-    """Each dependency's state: "ok" or the reason it cannot be used."""
+    """Each dependency's state: "ok" or the reason it cannot be used (for operators' eyes only)."""
     return {"database": _database_state(), "channel_layer": _channel_layer_state()}
+
+
+def _unreachable(exc: Exception) -> str:
+    return f"unreachable: {exc.__class__.__name__}: {exc}"[:REASON_MAX_CHARS]
 
 
 def _database_state() -> str:
@@ -18,19 +27,32 @@ def _database_state() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
-        return f"unreachable: {exc.__class__.__name__}"
+        return _unreachable(exc)
     return "ok"
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str) -> "Redis[bytes]":
+    """One client, so one pooled connection, per URL for the life of the process.
+
+    Load balancers probe every few seconds on every process: a connection per probe was a TCP
+    handshake and a Redis client slot each time. One retry without back-off reconnects a pooled
+    connection that a Redis restart broke, and bounds an unreachable Redis at two timeouts, which
+    a probe can wait for (redis-py's default is three retries with back-off).
+    """
+    return Redis.from_url(
+        url,
+        socket_timeout=CHECK_TIMEOUT_SECONDS,
+        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 def _channel_layer_state() -> str:
     if not settings.REDIS_URL:
         return "ok"  # the in-memory layer of single-process dev mode
     try:
-        client = Redis.from_url(
-            settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
-        )
-        with client:
-            client.ping()
+        _redis_client(settings.REDIS_URL).ping()
     except RedisError as exc:
-        return f"unreachable: {exc.__class__.__name__}"
+        return _unreachable(exc)
     return "ok"

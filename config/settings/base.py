@@ -36,6 +36,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 # stay valid until they expire, while everything new is signed with SECRET_KEY.
 SECRET_KEY_FALLBACKS = [key for key in env.list("SECRET_KEY_FALLBACKS", default=[]) if key.strip()]
 BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
+# `Authorization: Bearer <token>` shows operational detail (why /readyz fails, /metrics) to a
+# monitor without a staff session; unset, only staff see it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 PORT = env.int("PORT", default=8000)
 # The public host and every organisation's subdomain; ALLOWED_HOSTS adds others (a custom domain,
 # an address a monitor uses). The tenant middleware still answers a 404 for a subdomain with no

@@ -4,6 +4,8 @@ import json
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -15,9 +17,12 @@ pytestmark = pytest.mark.live
 UNREACHABLE_DATABASE_URL = "postgres://root@127.0.0.1:1/nope"  # nothing listens on port 1
 
 
+METRICS_TOKEN = "e2e-metrics-token-0123456789"
+
+
 @pytest.fixture(scope="module")
 def server_without_database() -> Iterator[LiveServer]:
-    with uvicorn_server(DATABASE_URL=UNREACHABLE_DATABASE_URL) as live:
+    with uvicorn_server(DATABASE_URL=UNREACHABLE_DATABASE_URL, METRICS_TOKEN=METRICS_TOKEN) as live:
         yield live
 
 
@@ -26,10 +31,18 @@ def test_healthz_answers_while_the_database_is_down(server_without_database: Liv
     assert (status, json.loads(body)) == (200, {"status": "ok"})
 
 
-def test_readyz_is_503_and_names_the_unreachable_database(server_without_database: LiveServer) -> None:
+def test_readyz_is_503_and_names_the_unreachable_database_to_the_metrics_token(
+    server_without_database: LiveServer,
+) -> None:
     status, body = http_get(server_without_database.port, "/readyz")
-    payload = json.loads(body)
-    assert status == 503
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server_without_database.port}/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as operator_answer:
+        urllib.request.urlopen(request, timeout=15)  # noqa: S310 (loopback only)
+    payload = json.loads(operator_answer.value.read())
+    assert (status, json.loads(body)) == (503, {"status": "unavailable"})  # anonymous: no details
+    assert operator_answer.value.code == 503
     assert payload["status"] == "unavailable"
     assert payload["checks"]["database"].startswith("unreachable")
     assert payload["checks"]["channel_layer"] == "ok"
