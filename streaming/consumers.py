@@ -1,21 +1,30 @@
-"""The stock-market websocket: the connect step of SPEC, then subscribe / unsubscribe / ping."""
+"""The stock-market websocket: the connect step of SPEC, then subscribe / unsubscribe / ping.
+
+A connection takes three things: a stream lease (Redis), a place in its organisation's room (this
+process's hub) and a sender task. `release()` gives them all back, once, and `__call__` runs it
+whatever ends the connection: a polite close, a client gone in the middle of the connect, or an
+exception escaping a handler (after which Channels never delivers the disconnect).
+"""
 
 import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from typing import Any
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
 from .protocol import (
+    CONNECTION_FAILED,
     MAX_FRAME_BYTES,
     ORGANISATION_DELETED,
+    RATE_LIMITED,
     SLOW_CONSUMER,
     TOO_MANY_BAD_FRAMES,
     CloseCode,
@@ -31,9 +40,7 @@ from .symbols import Rejection, symbols_validate
 
 logger = logging.getLogger(__name__)
 
-BAD_FRAMES_ALLOWED = 5
 CLOSE_TIMEOUT_SECONDS = 5.0
-BAD_FRAMES_WINDOW_SECONDS = 10.0
 # Quotes and control messages reach connections through the process's StreamHub (one layer
 # subscription per organisation per process), so a connection needs no channel of its own.
 NO_PER_CONNECTION_CHANNEL = "hub-delivery-only"
@@ -46,54 +53,91 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     user_id: int
     delay_minutes: int
     lease: tuple[LeaseKind, str, str] | None = None
-    left = False
+    closing = False  # a close is under way: nothing else is sent, frames are ignored
+    close_sent = False
+    released = False  # lease, room place and sender given back
     # Set by connect() once the connection is accepted; nothing else runs before that.
     hub: StreamHub
     sender: ConflatingSender
     limits: PlanLimits
 
+    # -- the connection's life -------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: a cancellation of this task must not cut the release short.
+            await asyncio.shield(asyncio.ensure_future(self.release()))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first closes stale database connections, a thread hop per frame;
+        # every query here runs in database_sync_to_async, which does that around each call.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def release(self) -> None:
+        """Give back the sender task, the room place and the lease: once, whatever raised before."""
+        if self.released:
+            return
+        self.released = self.closing = True
+        if "sender" in self.__dict__:
+            await self.sender.stop()
+        if "hub" in self.__dict__:
+            try:
+                await self.hub.leave(self, self.symbols)
+            except Exception:
+                logger.exception("could not leave the room of %s", self.schema)
+            lease, self.lease = self.lease, None
+            if lease is not None:
+                try:
+                    await self.hub.state.lease_release(*lease)
+                except Exception:
+                    logger.exception("could not release a stream lease of %s; it lapses by itself", self.schema)
+
     # -- connect ----------------------------------------------------------------------------------
     async def connect(self) -> None:
         organisation: OrganisationRef = self.scope["organisation"]
         self.schema = organisation.schema_name
-        self.symbols: list[str] = []
-        self.bad_frames: deque[float] = deque()
-        params = self.scope_params()
+        self.symbols: dict[str, None] = {}  # an ordered set
+        self.guard = FrameGuard()
         access = await database_sync_to_async(stream_access, thread_sensitive=False)(
-            organisation=organisation,
-            session_key=self.scope.get("session_key"),
-            symbols_param=params.get("symbols", ""),
-            watchlist_param=params.get("watchlist", ""),
+            organisation=organisation, session_key=self.scope.get("session_key"), params=self.scope["stream_params"]
         )
         if isinstance(access, Refusal):
             await self.refuse(access)
             return
-        hub = stream_hub()
-        lease = (LeaseKind.STREAM, self.schema, f"{hub.process_id}:{uuid.uuid4().hex}")
-        if not await hub.state.lease_acquire(*lease, limit=access.limits.max_streams):
+        self.hub = stream_hub()
+        # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
+        self.lease = (LeaseKind.STREAM, self.schema, f"{self.hub.process_id}:{uuid.uuid4().hex}")
+        if not await self.hub.state.lease_acquire(*self.lease, limit=access.limits.max_streams):
+            self.lease = None
             await self.refuse(stream_limit_refusal(access.limits))
             return
-        self.lease, self.hub = lease, hub
         await self.accept()
         await self.start_streaming(access)
-
-    def scope_params(self) -> dict[str, str]:
-        from .middleware import query_params
-
-        return query_params(self.scope)
 
     async def start_streaming(self, access: StreamAccess) -> None:
         self.user_id = access.user_id
         self.limits = access.limits
         self.delay_minutes = access.limits.delay_minutes
-        self.symbols = access.symbols
+        self.symbols = dict.fromkeys(access.symbols)
         self.sender = ConflatingSender(
-            self.send_text, self.close_slow, slow_after=settings.STREAM_SLOW_CONSUMER_SECONDS, clock=self.hub.clock
+            self.send_text,
+            self.close_slow,
+            slow_after=settings.STREAM_SLOW_CONSUMER_SECONDS,
+            clock=self.hub.clock,
+            on_failed=self.abort,
         )
         await self.hub.join(self)
+        if self.released:  # the client left, or a control message closed it, while joining
+            return
         self.hub.watch(self, self.symbols)
-        snapshot = await self.snapshot(self.symbols)
+        snapshot = await self.snapshot(list(self.symbols))
         await self.send_text(snapshot)
+        if self.released:
+            return
         if access.rejected:
             self.sender.message(self.encode(subscribed([], access.rejected)))
         self.sender.start()
@@ -114,14 +158,15 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         from .feed import delay_ms
 
         started = await self.hub.state.delay_history_started(self.delay_minutes)
-        now_ms = time.time_ns() // 1_000_000
         lag = delay_ms(self.delay_minutes)
-        return [{"symbol": s, "available_at": started.get(s, now_ms) + lag} for s in symbols]
+        now = time.time_ns() // 1_000_000
+        return [{"symbol": s, "available_at": started.get(s, now) + lag} for s in symbols]
 
     async def refuse(self, refusal: Refusal) -> None:
+        self.closing = self.close_sent = True
         await self.accept()
-        await self.send_json(refusal.message_dict())
-        await self.close(code=int(refusal.close_code))
+        await self.base_send({"type": "websocket.send", "text": self.encode(refusal.message_dict())})
+        await self.base_send({"type": "websocket.close", "code": int(refusal.close_code)})
 
     # -- hub callbacks -----------------------------------------------------------------------------
     def offer(self, symbol: str, encoded: bytes) -> None:
@@ -137,23 +182,30 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "organisation.deleted":
             await self.close_with(ORGANISATION_DELETED)
 
+    async def abort(self) -> None:
+        """The connection failed while handling a message: give its place back, then close it."""
+        await self.close_with(CONNECTION_FAILED)
+
     async def plan_changed(self, event: dict[str, Any]) -> None:
         """Apply the organisation's new plan without a reconnect (SPEC: within 2 seconds)."""
         limits = event.get("limits") or await database_sync_to_async(plan_limits, thread_sensitive=False)(
             organisation_id=self.scope["organisation"].pk
         )
+        if self.released:
+            return
         if isinstance(limits, Refusal):
             await self.close_with(limits)
             return
+        symbols = list(self.symbols)
         if limits.delay_minutes != self.delay_minutes:
-            self.hub.unwatch(self, self.symbols)
-            self.sender.drop(set(self.symbols))
+            self.hub.unwatch(self, symbols)
+            self.sender.drop(set(symbols))
             self.delay_minutes = limits.delay_minutes
-            self.hub.watch(self, self.symbols)
+            self.hub.watch(self, symbols)
         self.limits = limits
-        dropped = self.symbols[limits.max_symbols :]
+        dropped = symbols[limits.max_symbols :]
         if dropped:
-            self.symbols = self.symbols[: limits.max_symbols]
+            self.symbols = dict.fromkeys(symbols[: limits.max_symbols])
             self.hub.unwatch(self, dropped)
             self.sender.drop(set(dropped))
         self.sender.message(self.encode({"type": "limits", **limits.as_dict(len(self.symbols)),
@@ -168,6 +220,10 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     # -- client messages -------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if self.closing:  # frames still in flight after our close: nobody answers them
+            return None
+        if not self.guard.action():
+            return await self.bad_frame(RATE_LIMITED)
         try:
             if text_data is None or len(text_data) > MAX_FRAME_BYTES:
                 raise ProtocolError("Send JSON text frames of at most 64 KB.")
@@ -177,7 +233,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
                 raise ProtocolError("That frame is not valid JSON.") from exc
             action = action_parse(content)
         except ProtocolError as exc:
-            return await self.bad_frame(str(exc))
+            return await self.bad_frame(Refusal(CloseCode.BAD_REQUEST, "bad_request", str(exc)))
         if action.action == "ping":
             return self.reply({"type": "pong"})
         if action.action == "subscribe":
@@ -186,33 +242,36 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def subscribe(self, raw: list[Any]) -> None:
         accepted, rejected = await database_sync_to_async(symbols_validate, thread_sensitive=False)(raw)
+        if self.released:
+            return
         new = [s for s in accepted if s not in self.symbols]
         room = max(self.limits.max_symbols - len(self.symbols), 0)
         rejected += [Rejection(s, "symbol_limit") for s in new[room:]]
         new = new[:room]
-        self.symbols += new
+        self.symbols.update(dict.fromkeys(new))
         self.hub.watch(self, new)
         self.reply(subscribed(new, rejected))
-        for symbol, encoded in (await self.hub.state.last_quotes(self.delay_minutes, new)).items():
-            self.offer(symbol, encoded)
+        cached = await self.hub.state.last_quotes(self.delay_minutes, new)
+        if self.released:
+            return
+        for symbol, encoded in cached.items():
+            if symbol in self.symbols:
+                self.offer(symbol, encoded)
 
     def unsubscribe(self, raw: list[Any]) -> None:
         wanted = {s.strip().upper() for s in raw if isinstance(s, str)}
         removed = [s for s in self.symbols if s in wanted]
-        self.symbols = [s for s in self.symbols if s not in wanted]
+        for symbol in removed:
+            del self.symbols[symbol]
         self.hub.unwatch(self, removed)
         self.sender.drop(set(removed))
         self.reply({"type": "unsubscribed", "symbols": removed, "reason": "client"})
 
-    async def bad_frame(self, message: str) -> None:
-        now = time.monotonic()
-        self.bad_frames.append(now)
-        while self.bad_frames and now - self.bad_frames[0] > BAD_FRAMES_WINDOW_SECONDS:
-            self.bad_frames.popleft()
-        if len(self.bad_frames) > BAD_FRAMES_ALLOWED:
+    async def bad_frame(self, refusal: Refusal) -> None:
+        if self.guard.bad_frame():
             await self.close_with(TOO_MANY_BAD_FRAMES)
         else:
-            self.reply({"type": "error", "code": "bad_request", "message": message})
+            self.reply(refusal.message_dict())
 
     # -- sending and closing -------------------------------------------------------------------------
     def reply(self, message: dict[str, Any]) -> None:
@@ -224,38 +283,34 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_text(self, text: str) -> None:
         # Straight to the server's ASGI send: this runs for every frame, the consumer's wrappers add nothing.
-        await self.base_send({"type": "websocket.send", "text": text})
+        if not self.closing:
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def close_slow(self) -> None:
         """The client stopped reading: free its place at once, then close 4408 when the socket lets us."""
-        await self.leave()
-        # No timeout here: the close frame queues behind the unread data; uvicorn's ping timeout
-        # ends the connection if the client never reads again.
-        await self.close(code=int(SLOW_CONSUMER.close_code))
+        # No timeout: the close frame queues behind the unread data; uvicorn's ping timeout ends
+        # the connection if the client never reads again.
+        await self.close_with(SLOW_CONSUMER, wait_seconds=None)
 
-    async def close_with(self, refusal: Refusal) -> None:
+    async def close_with(self, refusal: Refusal, *, wait_seconds: float | None = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Give the connection's place back at once, then tell the client why and close (once)."""
+        await self.release()
+        if self.close_sent:
+            return
+        self.close_sent = True
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                await self.send_json(refusal.message_dict())
-                await self.close(code=int(refusal.close_code))
+            async with asyncio.timeout(wait_seconds):
+                await self.base_send({"type": "websocket.send", "text": self.encode(refusal.message_dict())})
+                await self.base_send({"type": "websocket.close", "code": int(refusal.close_code)})
         except TimeoutError:
             # The client is not reading: the close frame waits in its full buffer; the server's
             # ping timeout ends the connection.
             logger.info("close %s could not be sent at once", int(refusal.close_code))
+        except OSError:  # the server's ClientDisconnected: the client is gone, the disconnect follows
+            pass
 
     async def disconnect(self, code: int) -> None:
-        if "sender" in self.__dict__:
-            await self.sender.stop()
-        await self.leave()
-
-    async def leave(self) -> None:
-        """Stop receiving quotes and give the stream's place back (once)."""
-        if "hub" not in self.__dict__ or self.left:
-            return
-        self.left = True
-        await self.hub.leave(self, self.symbols)
-        if self.lease is not None:
-            await self.hub.state.lease_release(*self.lease)
+        await self.release()
 
 
 def subscribed(symbols: list[str], rejected: list[Rejection]) -> dict[str, Any]:

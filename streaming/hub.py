@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_SYNC_SECONDS = 0.05
 WATCH_HEARTBEAT_SECONDS = 5.0
+CLOSE_WAIT_SECONDS = 3.0
 
 
 class Subscriber(Protocol):
@@ -39,6 +40,9 @@ class Subscriber(Protocol):
     def offer(self, symbol: str, encoded: bytes) -> None: ...
 
     async def control(self, event: dict[str, Any]) -> None: ...
+
+    async def abort(self) -> None:
+        """Give the connection's place back and close it (it failed while handling a message)."""
 
 
 class Room:
@@ -63,36 +67,55 @@ class Room:
             await self.hub.layer.group_add(group, self.channel)
 
     async def close(self) -> None:
-        for group in (quotes_group(self.schema), control_group(self.schema)):
-            await self.hub.layer.group_discard(group, self.channel)
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        for group in (quotes_group(self.schema), control_group(self.schema)):
+            await self.hub.layer.group_discard(group, self.channel)
 
     async def _receive(self) -> None:
+        """Quotes are fanned out here; control messages go to tasks of their own, so a slow or broken
+        connection never holds up the room's quotes or another connection's control message."""
         while True:
             message = await self.hub.layer.receive(self.channel)
+            if message.get("type") == "quotes.batch":
+                self._fan_out(message["quotes"])
+            else:
+                self.hub.spawn(self._control(message))
+
+    async def _control(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "plan.changed":
+            # One database read for the whole room, not one per connection; should it fail, each
+            # connection reads its limits itself (and closes if it cannot).
             try:
-                if message.get("type") == "quotes.batch":
-                    self._fan_out(message["quotes"])
-                    continue
-                if message.get("type") == "plan.changed":
-                    # One database read for the whole room, not one per connection.
-                    limits = await database_sync_to_async(plan_limits, thread_sensitive=False)(
-                        organisation_id=message["organisation_id"]
-                    )
-                    message = {**message, "limits": limits}
-                for member in list(self.members):
-                    await member.control(message)
+                limits = await database_sync_to_async(plan_limits, thread_sensitive=False)(
+                    organisation_id=message["organisation_id"]
+                )
+                message = {**message, "limits": limits}
             except Exception:
-                logger.exception("room %s could not handle a %s message", self.schema, message.get("type"))
+                logger.exception("room %s could not read the new plan limits", self.schema)
+        for member in list(self.members):
+            self.hub.spawn(control_deliver(member, message))
 
     def _fan_out(self, quotes: list[tuple[str, bytes]]) -> None:
         by_symbol = self.by_symbol
         for symbol, encoded in quotes:
             for member in by_symbol.get(symbol, ()):
-                member.offer(symbol, encoded)
+                try:
+                    member.offer(symbol, encoded)
+                except Exception:
+                    logger.exception("a connection of %s could not take a quote; closing it", self.schema)
+                    self.hub.spawn(member.abort())
+
+
+async def control_deliver(member: Subscriber, message: dict[str, Any]) -> None:
+    """One connection handles one control message; if it fails, that connection (only) is closed."""
+    try:
+        await member.control(message)
+    except Exception:
+        logger.exception("a connection of %s failed on a %s message; closing it", member.schema, message.get("type"))
+        await member.abort()
 
 
 class StreamHub:
@@ -107,6 +130,7 @@ class StreamHub:
         self._added: set[Watch] = set()
         self._removed: set[Watch] = set()
         self._dirty = asyncio.Event()
+        self._spawned: set[asyncio.Task[None]] = set()
         self._tasks = [
             asyncio.create_task(self._sync_watches(), name="hub-watches"),
             asyncio.create_task(self._refresh_leases(), name="hub-leases"),
@@ -123,21 +147,40 @@ class StreamHub:
             room.members.add(member)
 
     async def leave(self, member: Subscriber, symbols: Iterable[str]) -> None:
+        """Take the connection out of its room (the room closes with its last connection)."""
         self.unwatch(member, symbols)
         async with self._room_locks[member.schema]:
             room = self.rooms.get(member.schema)
-            if room is None:
+            if room is None or member not in room.members:
                 return
             room.members.discard(member)
+            for followers in room.by_symbol.values():
+                followers.discard(member)
             if not room.members:
                 del self.rooms[member.schema]
                 await room.close()
 
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine as a task that the hub keeps (and cancels on close); its errors are logged."""
+        task = asyncio.create_task(coroutine)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned_done)
+
+    def _spawned_done(self, task: asyncio.Task[None]) -> None:
+        self._spawned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("hub task failed", exc_info=task.exception())
+
     async def close(self) -> None:
         """Stop the hub's tasks and leave every group (process shutdown, tests)."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._spawned]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A task cancelled in the middle of a Redis call can take a while to unwind; the hub's close
+        # (process shutdown, tests) does not wait for it beyond a few seconds.
+        _, stuck = await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECONDS) if tasks else (set(), set())
+        for task in stuck:
+            logger.warning("hub task %s did not stop within %s s", task.get_name(), CLOSE_WAIT_SECONDS)
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()
@@ -147,7 +190,9 @@ class StreamHub:
 
     # -- symbols ------------------------------------------------------------------------------
     def watch(self, member: Subscriber, symbols: Iterable[str]) -> None:
-        room = self.rooms[member.schema]
+        room = self.rooms.get(member.schema)
+        if room is None or member not in room.members:
+            raise LookupError(f"a connection of {member.schema} watched symbols outside its room")
         for symbol in symbols:
             room.by_symbol[symbol].add(member)
             self._count(Watch(member.schema, member.delay_minutes, symbol), +1)
@@ -213,9 +258,22 @@ class StreamHub:
         while True:
             await asyncio.sleep(settings.STREAM_LEASE_SECONDS / 3)
             try:
-                await self.state.lease_refresh(self.leases())
+                await self.leases_refresh()
             except Exception:
                 logger.exception("could not refresh stream leases")
+
+    async def leases_refresh(self) -> None:
+        """Extend (or re-create, after a Redis restart) the lease of every connection in a room.
+
+        A connection that leaves while the refresh is in flight may have its lease written back
+        after its own release: such leases are released again at once.
+        """
+        leases = self.leases()
+        await self.state.lease_refresh(leases)
+        live = set(self.leases())
+        for lease in leases:
+            if lease not in live:
+                await self.state.lease_release(*lease)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}

@@ -1,17 +1,18 @@
-"""The websocket stack in front of the consumer: origin check, tenant from Host, session cookie.
+"""The websocket stack in front of the consumer: origin check, query string, tenant from Host, session cookie.
 
 A refusal here still follows SPEC: the socket is accepted, sent an `error` message, then closed
 with the matching code (a refusal before `accept` would only be an HTTP 403 to the browser).
 """
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from .params import stream_params_parse
 from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, Refusal
 from .selectors import organisation_ref_cached, organisation_ref_for_host
 
@@ -39,9 +40,12 @@ def hostname_of(scope: Scope) -> str:
     return header(scope, b"host").split(":")[0].lower().rstrip(".")
 
 
-def query_params(scope: Scope) -> dict[str, str]:
-    parsed = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"), keep_blank_values=True)
-    return {key: values[0] for key, values in parsed.items()}
+def origin_hostname(origin: str) -> str | None:
+    """The host name of an Origin header; None for "null" or one that does not parse."""
+    try:
+        return (urlsplit(origin).hostname or "").lower() or None
+    except ValueError:
+        return None
 
 
 class _Middleware:
@@ -49,18 +53,26 @@ class _Middleware:
         self.inner = inner
 
 
-class OriginCheckMiddleware(_Middleware):
-    """Browsers send Origin: a signed-in stream must come from a page of the same host.
+class StreamParamsMiddleware(_Middleware):
+    """The query string, parsed once into scope["stream_params"]; a malformed one is refused here."""
 
-    Widget connections (`?widget=`) are checked against their own allowed origins in the consumer.
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        params = stream_params_parse(bytes(scope.get("query_string", b"")))
+        if isinstance(params, Refusal):
+            return await websocket_refuse(receive, send, params)
+        return await self.inner({**scope, "stream_params": params}, receive, send)
+
+
+class OriginCheckMiddleware(_Middleware):
+    """Browsers always send Origin on websockets: a stream must come from a page of the same host.
+
+    No exception for any parameter: a check that can be skipped is no check.
     """
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         origin = header(scope, b"origin")
-        if origin and "widget" not in query_params(scope):
-            origin_host = (urlsplit(origin).hostname or "").lower()
-            if origin_host != hostname_of(scope):
-                return await websocket_refuse(receive, send, ORIGIN_FORBIDDEN)
+        if origin and origin_hostname(origin) != hostname_of(scope):
+            return await websocket_refuse(receive, send, ORIGIN_FORBIDDEN)
         return await self.inner(scope, receive, send)
 
 
@@ -89,4 +101,4 @@ class SessionCookieMiddleware(_Middleware):
 
 
 def websocket_stack(inner: Any) -> Any:
-    return OriginCheckMiddleware(TenantMiddleware(SessionCookieMiddleware(inner)))
+    return OriginCheckMiddleware(StreamParamsMiddleware(TenantMiddleware(SessionCookieMiddleware(inner))))

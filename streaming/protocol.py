@@ -13,6 +13,7 @@ class CloseCode(IntEnum):
     UNKNOWN_TENANT = 4404
     SLOW_CONSUMER = 4408
     LIMIT = 4429
+    INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
 
 
@@ -38,6 +39,12 @@ SLOW_CONSUMER = Refusal(
 )
 TOO_MANY_BAD_FRAMES = Refusal(
     CloseCode.BAD_REQUEST, "bad_request", "Too many malformed messages; fix the client before reconnecting."
+)
+RATE_LIMITED = Refusal(
+    CloseCode.BAD_REQUEST, "rate_limited", "Too many messages; send at most 10 actions a second. This one was ignored."
+)
+CONNECTION_FAILED = Refusal(
+    CloseCode.INTERNAL_ERROR, "server_error", "The server could not keep this connection; reconnect to resume."
 )
 SERVER_RESTART = Refusal(CloseCode.SERVICE_RESTART, "server_restart", "The server is restarting; reconnect shortly.")
 

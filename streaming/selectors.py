@@ -22,6 +22,7 @@ from tenants.middleware import organisation_for_host
 from tenants.models import Membership, Organisation, SubscriptionStatus
 from watchlists.selectors import watchlist_symbols
 
+from .params import StreamParams
 from .protocol import NOT_AUTHENTICATED, CloseCode, Refusal
 from .symbols import Rejection, symbols_validate
 
@@ -106,10 +107,16 @@ class SessionClaims:
     auth_hash: str
 
     def user_valid(self, user: User | None) -> bool:
-        """As Django's own `get_user`: an active user whose password has not changed since log-in."""
-        return (
-            user is not None and user.is_active and constant_time_compare(self.auth_hash, user.get_session_auth_hash())
-        )
+        """As Django's own `get_user`: an active user whose password has not changed since log-in.
+
+        The hash is checked against SECRET_KEY and then each of SECRET_KEY_FALLBACKS, so a key
+        rotation keeps streams signed in exactly as long as it keeps pages signed in.
+        """
+        if user is None or not user.is_active:
+            return False
+        if constant_time_compare(self.auth_hash, user.get_session_auth_hash()):
+            return True
+        return any(constant_time_compare(self.auth_hash, h) for h in user.get_session_auth_fallback_hash())
 
 
 def session_claims(session_key: str | None) -> SessionClaims | None:
@@ -150,7 +157,7 @@ _ACCESS_SQL = f"""
 
 
 def stream_access(
-    *, organisation: OrganisationRef, session_key: str | None, symbols_param: str, watchlist_param: str
+    *, organisation: OrganisationRef, session_key: str | None, params: StreamParams
 ) -> StreamAccess | Refusal:
     """The connect step of SPEC, in order: auth, membership, standing, symbols, symbol limit.
 
@@ -179,9 +186,7 @@ def stream_access(
     plan = Plan(max_symbols_per_stream=max_symbols, max_streams=max_streams, max_widget_viewers=max_widget_viewers,
                 realtime=realtime, delay_minutes=delay)  # fmt: skip
     limits = PlanLimits.of_plan(plan)
-    requested = requested_symbols(
-        schema_name=organisation.schema_name, symbols_param=symbols_param, watchlist_param=watchlist_param
-    )
+    requested = requested_symbols(schema_name=organisation.schema_name, params=params)
     if isinstance(requested, Refusal):
         return requested
     symbols, rejected = symbols_validate(requested)
@@ -221,20 +226,18 @@ def standing_refusal_of(name: str, status: str, grace_until: datetime | None) ->
     )
 
 
-def requested_symbols(*, schema_name: str, symbols_param: str, watchlist_param: str) -> list[str] | Refusal:
+def requested_symbols(*, schema_name: str, params: StreamParams) -> list[str] | Refusal:
     """The raw symbols of `?symbols=` or of `?watchlist=` (read in the organisation's schema)."""
-    if watchlist_param:
-        if not watchlist_param.isdigit():
-            return Refusal(CloseCode.BAD_REQUEST, "bad_request", "?watchlist= takes a watchlist id.")
-        activate_schema(schema_name)
-        try:
-            symbols = watchlist_symbols(watchlist_id=int(watchlist_param))
-        finally:
-            activate_public_schema()
-        if symbols is None:
-            return Refusal(CloseCode.BAD_REQUEST, "bad_request", f"There is no watchlist {watchlist_param}.")
-        return symbols
-    return [s for s in symbols_param.split(",") if s.strip()][:1000]
+    if params.watchlist_id is None:
+        return list(params.symbols)
+    activate_schema(schema_name)
+    try:
+        symbols = watchlist_symbols(watchlist_id=params.watchlist_id)
+    finally:
+        activate_public_schema()
+    if symbols is None:
+        return Refusal(CloseCode.BAD_REQUEST, "bad_request", f"There is no watchlist {params.watchlist_id}.")
+    return symbols
 
 
 def plan_limits(*, organisation_id: int) -> PlanLimits | Refusal:

@@ -72,9 +72,11 @@ class ConflatingSender:
         *,
         slow_after: float,
         clock: SendClock,
+        on_failed: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._send_text = send_text
         self._on_slow = on_slow
+        self._on_failed = on_failed
         self._slow_after = slow_after
         self._clock = clock
         self._pending: dict[str, bytes] = {}
@@ -140,6 +142,19 @@ class ConflatingSender:
         self._slow_task = asyncio.create_task(self._on_slow())
 
     async def _run(self) -> None:
+        try:
+            await self._send_loop()
+        except Exception as exc:
+            # A send that raised leaves a connection that can send nothing more: report it (from a
+            # task of its own, since the handler stops this one).
+            if isinstance(exc, OSError):  # the server's ClientDisconnected: the client is gone
+                logger.debug("sender stopped: the client disconnected")
+            else:
+                logger.exception("sender stopped: a send failed")
+            if self._on_failed is not None and self._slow_task is None:
+                self._slow_task = asyncio.create_task(self._on_failed())
+
+    async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._messages and not self._due:

@@ -38,17 +38,22 @@ def known_symbols() -> frozenset[str]:
 
 
 def symbols_validate(raw: Iterable[object]) -> tuple[list[str], list[Rejection]]:
-    """Split requested symbols into valid ones (upper-cased, de-duplicated, in order) and rejections."""
+    """Split requested symbols into valid ones (upper-cased, de-duplicated, in order) and rejections.
+
+    Linear in the number asked for: a client may send a thousand a frame, and this runs for each.
+    """
     known = known_symbols()
     accepted: list[str] = []
     rejected: list[Rejection] = []
+    seen: set[str] = set()
     for item in raw:
         if not isinstance(item, str):
             rejected.append(Rejection(str(item)[:20], "invalid_symbol"))
             continue
         symbol = item.strip().upper()
-        if not symbol or symbol in accepted or any(r.symbol == symbol for r in rejected):
+        if not symbol or symbol in seen:
             continue
+        seen.add(symbol)
         if not SYMBOL_RE.fullmatch(symbol):
             rejected.append(Rejection(symbol[:20], "invalid_symbol"))
         elif symbol not in known:

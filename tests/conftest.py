@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import setup_databases, teardown_databases
 from django_tenants.signals import schema_migrated
 
 from accounts.models import User
@@ -52,11 +53,49 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
-    """pytest-django's test database, plus the template schema new organisations are cloned from."""
+def django_db_setup(
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_keepdb: bool,
+    django_db_createdb: bool,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """The test database, plus the template schema new organisations are cloned from, for every run.
+
+    pytest-django's own fixture creates the test database only when a selected test is marked
+    `django_db` or uses `db`; the streaming and live tests use committed rows instead, so a file of
+    them run alone would have used DATABASE_URL's own database. This one always creates it, and
+    refuses to go on unless the connection then points at a test database.
+    """
+    verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
+        databases = setup_databases(
+            verbosity=verbosity,
+            interactive=False,
+            aliases={"default"},  # type: ignore[arg-type]  # (the stubs say Mapping; Django takes any collection)
+            keepdb=django_db_keepdb and not django_db_createdb,
+        )
+        name = str(connection.settings_dict["NAME"])
+        if not name.startswith("test_"):
+            pytest.exit(f"refusing to run the tests against the non-test database {name!r}", returncode=3)
         template_schema_sync()
         call_command("load_symbols", verbosity=0)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            # Threads of asgiref's executors keep their own connections open; they are done by now.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            teardown_databases(databases, verbosity=verbosity)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_always(django_db_setup: None) -> None:
+    """Set the test database up even when no selected test asks for it (see django_db_setup)."""
 
 
 @pytest.fixture(autouse=True)

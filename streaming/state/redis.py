@@ -75,7 +75,8 @@ class RedisStreamState(StreamState):
         expires = _now_ms() + self._lease_ttl_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for kind, schema, lease_id in leases:
-                pipe.zadd(_lease_key(kind, schema), {lease_id: expires}, xx=True)
+                # Not `XX`: after a Redis restart or flush the open streams must count again.
+                pipe.zadd(_lease_key(kind, schema), {lease_id: expires})
                 pipe.pexpire(_lease_key(kind, schema), self._lease_ttl_ms() * 2)
             await pipe.execute()
 

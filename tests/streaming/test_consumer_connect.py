@@ -99,6 +99,31 @@ async def test_a_cross_origin_page_is_4403(committed: Committed, hub_cleanup: No
     await expect_refusal(ws, 4403, "forbidden")
 
 
+@pytest.mark.parametrize("query", ["watchlist=1&widget=x", "watchlist=1&widget=", "symbols=AAPL&widget=w&token=t"])
+async def test_a_widget_parameter_never_skips_the_origin_check(
+    committed: Committed, hub_cleanup: None, query: str
+) -> None:
+    tenant = await committed.tenant("pro")
+    ws = connect(tenant.host, session=tenant.session, query=query, origin="https://evil.example")
+    error = await expect_refusal(ws, 4403, "forbidden")
+    assert "not allowed" in error["message"]
+
+
+async def test_a_widget_parameter_is_refused_from_the_same_origin_too(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL&widget=x", origin=f"http://{tenant.host}")
+    error = await expect_refusal(ws, 4403, "forbidden")
+    assert "Widget" in error["message"]
+
+
+@pytest.mark.parametrize("query", ["watchlist=%C2%B2", "watchlist=1%00", "watchlist=1&watchlist=2", "symbols=AAPL&x=1"])
+async def test_a_malformed_query_is_4400_not_a_server_error(
+    committed: Committed, hub_cleanup: None, query: str
+) -> None:
+    tenant = await committed.tenant("pro")
+    await expect_refusal(connect(tenant.host, session=tenant.session, query=query), 4400, "bad_request")
+
+
 async def test_the_same_origin_page_is_accepted(committed: Committed, hub_cleanup: None) -> None:
     tenant = await committed.tenant("pro")
     ws = connect(tenant.host, session=tenant.session, origin=f"http://{tenant.host}:8000")

@@ -119,12 +119,15 @@ async def test_an_unrefreshed_lease_expires_and_a_refreshed_one_stays(redis_only
     assert not await state.lease_acquire(LeaseKind.STREAM, org, "another", limit=2)
 
 
-async def test_refreshing_a_released_lease_does_not_bring_it_back(redis_only: RedisStreamState) -> None:
+async def test_a_refresh_re_creates_leases_lost_in_a_redis_flush(redis_only: RedisStreamState) -> None:
+    """After a Redis restart or flush, open streams must count against max_streams again."""
     state, org = redis_only, schema()
     assert await state.lease_acquire(LeaseKind.STREAM, org, "a", limit=1)
-    await state.lease_release(LeaseKind.STREAM, org, "a")
-    await state.lease_refresh([(LeaseKind.STREAM, org, "a")])
+    await state.redis.delete(*[key async for key in state.redis.scan_iter(match=f"{redis_state.PREFIX}lease:*")])
     assert await state.lease_count(LeaseKind.STREAM, org) == 0
+    await state.lease_refresh([(LeaseKind.STREAM, org, "a")])
+    assert await state.lease_count(LeaseKind.STREAM, org) == 1
+    assert not await state.lease_acquire(LeaseKind.STREAM, org, "b", limit=1)
 
 
 async def test_every_lease_expires_without_refreshes(redis_only: RedisStreamState) -> None:
