@@ -27,6 +27,7 @@ def product_environment(context: Context) -> dict[str, str]:
         "DATABASE_URL": context.database_url,
         "REDIS_URL": context.redis_url,
         "SECRET_KEY": context.secret_key,
+        "EMAIL_URL": "consolemail://",  # required by production settings; the bench sends no mail
         "BASE_DOMAIN": "localhost",
         # Plain HTTP on loopback: production's HTTPS-only defaults would redirect or drop cookies.
         "SESSION_COOKIE_SECURE": "false",

@@ -1,5 +1,6 @@
 """Settings shared by every environment; each value comes from the environment (SPEC "Configuration")."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,29 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
 
-def env_secret(name: str) -> str:
-    """A secret production cannot run without: set and not blank, else the process refuses to start."""
+def env_secret(name: str, *, value_hint: str) -> str:
+    """A setting production cannot run without: set and not blank, else the process refuses to start."""
     value = env.str(name, default="")
     if not value.strip():
         raise ImproperlyConfigured(
-            f"{name} is missing or blank. Set the {name} environment variable to a long random string, e.g. "
-            "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'. "
-            "Production settings (config.settings.prod, the default) never fall back to a built-in key; "
+            f"{name} is missing or blank. Set the {name} environment variable to {value_hint}. "
+            "Production settings (config.settings.prod, the default) never fall back to a built-in value; "
             "for local development run `make run` or set DJANGO_SETTINGS_MODULE=config.settings.dev."
         )
     return value
+
+
+def env_choice(name: str, choices: Sequence[str], *, default: str) -> str:
+    """One of `choices`; anything else stops the process, rather than failing at first use."""
+    value = env.str(name, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not allowed: set it to one of {', '.join(choices)}.")
+    return value
+
+
+def email_settings(url: str) -> dict[str, Any]:
+    """EMAIL_BACKEND, EMAIL_HOST, … from an EMAIL_URL (smtp+tls://user:password@host:587, consolemail://)."""
+    return {name: value for name, value in environ.Env.email_url_config(url).items() if value is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,6 +67,13 @@ ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}", *env.list("ALLOWED_HOSTS", defa
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUSTED_PROXY_SSL_HEADER", default=False) else None
 )
+# allauth's rate limits (sign-up, log-in, password reset) count per client address. Without a
+# declared proxy that is REMOTE_ADDR, and X-Forwarded-For is ignored (any client can send one).
+# TRUSTED_PROXY_COUNT proxies each append the address they saw: the client is the one that many
+# entries from the right. TRUSTED_CLIENT_IP_HEADER instead names a header the proxy sets
+# (X-Real-IP, CF-Connecting-IP); a request without it is refused.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="") or None
 
 ROOT_URLCONF = "config.urls_tenants"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
@@ -69,6 +89,7 @@ SHARED_APPS = [
     "accounts",
     "billing",
     "core",
+    "symbols",
     "streaming",
     "dashboard",
     "django.contrib.contenttypes",
@@ -206,7 +227,14 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+EMAIL_VERIFICATION_MODES = ("none", "optional", "mandatory")
+# Off here so `make run` and the tests land a new owner on the dashboard at once; production's
+# default is "mandatory" (config/settings/prod.py).
+ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", EMAIL_VERIFICATION_MODES, default="none")
+# Confirming in the browser that signed up finishes that sign-up: signed in, on to the new
+# organisation. allauth does this only for the session that signed up, so a leaked link signs
+# nobody in; confirmed elsewhere, the owner logs in (AccountAdapter says where to go next).
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_FORMS = {
     "login": "accounts.forms.OrganisationLoginForm",
@@ -223,6 +251,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+if email_url := env.str("EMAIL_URL", default=""):
+    globals().update(email_settings(email_url))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tickerdeck <no-reply@tickerdeck.test>")
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,24 @@
 """Production: every secret comes from the environment and has no default."""
 
 from .base import *  # noqa: F403
-from .base import env, env_secret
+from .base import EMAIL_VERIFICATION_MODES, email_settings, env, env_choice, env_secret
 
 DEBUG = False
-SECRET_KEY = env_secret("SECRET_KEY")
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    value_hint="a long random string, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+)
+
+# ---------------------------------------------------------------------------------------------
+# Sign-up: each one creates a schema, so an address must be proven first; that needs a mail server
+# ---------------------------------------------------------------------------------------------
+ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", EMAIL_VERIFICATION_MODES, default="mandatory")
+# No console fallback: verification and password-reset mails printed to a log reach nobody.
+globals().update(
+    email_settings(
+        env_secret("EMAIL_URL", value_hint="your SMTP server, e.g. smtp+tls://user:password@smtp.example.com:587")
+    )
+)
 
 # ---------------------------------------------------------------------------------------------
 # HTTPS only

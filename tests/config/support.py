@@ -11,8 +11,21 @@ from tests.live import ROOT
 
 # A key as an operator would generate it (python -c "import secrets; print(secrets.token_urlsafe(50))").
 REAL_SECRET_KEY = "k3Jq9v0mZt2L8xQwRr5nYb7Hc1Fd4Gs6Pa0Ue9Io2Wl3Ty5Vx7Nz1Mk4Bj8Ch6Dg"
+# What production needs to start at all (config/settings/prod.py: no defaults for either).
+PRODUCTION_ENV = {"SECRET_KEY": REAL_SECRET_KEY, "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587"}
 # Variables a developer's or CI's shell may export that would change what these tests read.
-CLEARED = {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "ALLOWED_HOSTS", "BASE_DOMAIN", "DEBUG"}
+CLEARED = {
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "BASE_DOMAIN",
+    "DEBUG",
+    "EMAIL_URL",
+    "ACCOUNT_EMAIL_VERIFICATION",
+    "TRUSTED_PROXY_COUNT",
+    "TRUSTED_CLIENT_IP_HEADER",
+    "TRUSTED_PROXY_SSL_HEADER",
+}
 
 
 def run_python(args: Sequence[str], **env_changes: str) -> subprocess.CompletedProcess[str]:
@@ -37,4 +50,4 @@ def settings_of(module: str, names: Sequence[str], **env_changes: str) -> dict[s
 
 
 def production_settings(names: Sequence[str], **env_changes: str) -> dict[str, Any]:
-    return settings_of("config.settings.prod", names, SECRET_KEY=REAL_SECRET_KEY, **env_changes)
+    return settings_of("config.settings.prod", names, **{**PRODUCTION_ENV, **env_changes})

@@ -9,7 +9,7 @@ from django.middleware.security import SecurityMiddleware
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from tests.config.support import REAL_SECRET_KEY, production_settings, run_python
+from tests.config.support import PRODUCTION_ENV, production_settings, run_python
 from tests.conftest import host_client
 
 ONE_YEAR = 365 * 24 * 3600
@@ -26,7 +26,7 @@ def prod() -> dict[str, Any]:
 def test_check_deploy_reports_no_issues_with_production_settings() -> None:
     result = run_python(
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        DJANGO_SETTINGS_MODULE="config.settings.prod", SECRET_KEY=REAL_SECRET_KEY, BASE_DOMAIN="tickerdeck.example",
+        DJANGO_SETTINGS_MODULE="config.settings.prod", BASE_DOMAIN="tickerdeck.example", **PRODUCTION_ENV,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.config.support import REAL_SECRET_KEY, run_python
+from tests.config.support import PRODUCTION_ENV, run_python
 
 SHOW_SETTINGS = (
     "from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG, settings.SECRET_KEY_FALLBACKS)"
@@ -29,7 +29,7 @@ def test_production_refuses_an_empty_or_blank_secret_key(value: str) -> None:
 
 def test_the_asgi_application_without_a_settings_module_runs_production() -> None:
     refused = run_python(["-c", "import config.asgi"])
-    started = run_python(["-c", "import config.asgi; " + PRINT_SETTINGS], SECRET_KEY=REAL_SECRET_KEY)
+    started = run_python(["-c", "import config.asgi; " + PRINT_SETTINGS], **PRODUCTION_ENV)
 
     assert refused.returncode != 0
     assert "SECRET_KEY" in refused.stderr
@@ -38,7 +38,7 @@ def test_the_asgi_application_without_a_settings_module_runs_production() -> Non
 
 
 def test_manage_py_with_a_real_secret_key_runs_production_settings() -> None:
-    result = run_python(["manage.py", "shell", "-v", "0", "-c", SHOW_SETTINGS], SECRET_KEY=REAL_SECRET_KEY)
+    result = run_python(["manage.py", "shell", "-v", "0", "-c", SHOW_SETTINGS], **PRODUCTION_ENV)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:2] == ["config.settings.prod", "False"]
@@ -48,8 +48,8 @@ def test_secret_key_fallbacks_come_from_the_environment() -> None:
     result = run_python(
         ["-c", PRINT_SETTINGS],
         DJANGO_SETTINGS_MODULE="config.settings.prod",
-        SECRET_KEY=REAL_SECRET_KEY,
         SECRET_KEY_FALLBACKS="old-key-one,old-key-two",
+        **PRODUCTION_ENV,
     )
 
     assert result.returncode == 0, result.stderr
