@@ -1,13 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from tenants.admin import MembershipInline
+from tenants.admin import MembershipInline, NotifyRemovedMembershipsMixin
+from tenants.services import user_staff_delete
 
 from .models import User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin[User]):
+class UserAdmin(NotifyRemovedMembershipsMixin, DjangoUserAdmin[User]):
     """Staff view of users, with the organisations each belongs to."""
 
     ordering = ("email",)
@@ -21,3 +24,10 @@ class UserAdmin(DjangoUserAdmin[User]):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     inlines = (MembershipInline,)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_staff_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_staff_delete(user=user)

@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.forms import ModelForm
+from django.http import HttpRequest
 
 from .models import Plan
+from .services import plan_save
 
 
 @admin.register(Plan)
@@ -45,3 +48,6 @@ class PlanAdmin(admin.ModelAdmin[Plan]):
         ),
         ("History", {"fields": ("created", "updated")}),
     )
+
+    def save_model(self, request: HttpRequest, obj: Plan, form: ModelForm[Plan], change: bool) -> None:
+        plan_save(plan=obj, changed=form.changed_data if change else ())

@@ -3,7 +3,8 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from streaming.models import Symbol
+from billing.limits import organisation_limits
+from symbols.selectors import symbol_names
 from tenants.models import Organisation
 from tenants.selectors import public_url
 from watchlists.models import Watchlist
@@ -15,13 +16,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     watchlists = list(Watchlist.objects.order_by("name", "id"))
     selected = next((w for w in watchlists if str(w.pk) == request.GET.get("watchlist")), None)
     selected = selected or (watchlists[0] if watchlists else None)
-    names = dict(Symbol.objects.filter(symbol__in=selected.symbols).values_list("symbol", "name")) if selected else {}
-    plan = organisation.plan
+    names = symbol_names(symbols=selected.symbols) if selected else {}
     return render(
         request,
         "dashboard/dashboard.html",
         {
-            "plan": plan,
+            "limits": organisation_limits(organisation),
             "watchlists": watchlists,
             "selected": selected,
             "rows": [(symbol, names.get(symbol, "")) for symbol in (selected.symbols if selected else [])],

@@ -18,6 +18,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from billing.limits import PlanLimits
+from symbols.selectors import Rejection, symbols_validate
+
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
 from .protocol import (
@@ -33,10 +36,9 @@ from .protocol import (
     action_parse,
 )
 from .quotes import quotes_frame
-from .selectors import OrganisationRef, PlanLimits, StreamAccess, plan_limits, stream_access
+from .selectors import OrganisationRef, StreamAccess, plan_limits, stream_access
 from .sender import ConflatingSender
 from .state import LeaseKind
-from .symbols import Rejection, symbols_validate
 
 logger = logging.getLogger(__name__)
 

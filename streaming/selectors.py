@@ -5,7 +5,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -16,7 +15,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
-from billing.models import Plan
+from billing.limits import LIMITS_SQL_COLUMNS, PLAN_TABLE, PlanLimits, organisation_limits
+from symbols.selectors import Rejection, symbols_validate
 from tenants.db import activate_public_schema, activate_schema
 from tenants.middleware import organisation_for_host
 from tenants.models import Membership, Organisation, SubscriptionStatus
@@ -24,7 +24,6 @@ from watchlists.selectors import watchlist_symbols
 
 from .params import StreamParams
 from .protocol import NOT_AUTHENTICATED, CloseCode, Refusal
-from .symbols import Rejection, symbols_validate
 
 HOST_CACHE_SECONDS = 5.0
 DATABASE_SESSIONS = "django.contrib.sessions.backends.db"
@@ -37,32 +36,6 @@ class OrganisationRef:
     pk: int
     schema_name: str
     name: str
-
-
-@dataclass(frozen=True)
-class PlanLimits:
-    max_symbols: int
-    max_streams: int
-    max_widget_viewers: int
-    realtime: bool
-    delay_minutes: int
-
-    @classmethod
-    def of(cls, organisation: Organisation) -> "PlanLimits":
-        return cls.of_plan(organisation.plan)
-
-    @classmethod
-    def of_plan(cls, plan: Plan) -> "PlanLimits":
-        return cls(
-            max_symbols=plan.max_symbols_per_stream,
-            max_streams=plan.max_streams,
-            max_widget_viewers=plan.max_widget_viewers,
-            realtime=plan.realtime,
-            delay_minutes=plan.effective_delay_minutes,
-        )
-
-    def as_dict(self, symbols: int) -> dict[str, Any]:
-        return {"max_symbols": self.max_symbols, "symbols": symbols, "max_streams": self.max_streams}
 
 
 @dataclass(frozen=True)
@@ -146,14 +119,13 @@ def session_claims(session_key: str | None) -> SessionClaims | None:
 _SESSION_SQL = f"SELECT session_data FROM {Session._meta.db_table} WHERE session_key = %s AND expire_date > %s"  # noqa: S608
 # The user, their membership, the organisation and its plan: everything a connect checks, one row.
 _ACCESS_SQL = f"""
-    SELECT u.password, u.is_active, o.subscription_status, o.payment_grace_until,
-           p.max_symbols_per_stream, p.max_streams, p.max_widget_viewers, p.realtime, p.delay_minutes
+    SELECT u.password, u.is_active, o.subscription_status, o.payment_grace_until, {LIMITS_SQL_COLUMNS}
     FROM {Membership._meta.db_table} m
     JOIN {User._meta.db_table} u ON u.id = m.user_id
     JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id
-    JOIN {Plan._meta.db_table} p ON p.id = o.plan_id
+    JOIN {PLAN_TABLE} p ON p.id = o.plan_id
     WHERE m.user_id = %s AND m.organisation_id = %s
-"""  # noqa: S608 (table names from model metadata; values are parameters)
+"""  # noqa: S608 (table and column names from model metadata; values are parameters)
 
 
 def stream_access(
@@ -177,15 +149,13 @@ def stream_access(
         if not Organisation.objects.filter(pk=organisation.pk).exists():
             return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
         return Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are not a member of {organisation.name}.")
-    password, is_active, status, grace_until, max_symbols, max_streams, max_widget_viewers, realtime, delay = row
+    password, is_active, status, grace_until = row[:4]
     if not claims.user_valid(User(pk=claims.user_id, password=password, is_active=is_active)):
         return NOT_AUTHENTICATED
     refusal = standing_refusal_of(organisation.name, status, grace_until)
     if refusal is not None:
         return refusal
-    plan = Plan(max_symbols_per_stream=max_symbols, max_streams=max_streams, max_widget_viewers=max_widget_viewers,
-                realtime=realtime, delay_minutes=delay)  # fmt: skip
-    limits = PlanLimits.of_plan(plan)
+    limits = PlanLimits.of_row(row[4:])
     requested = requested_symbols(schema_name=organisation.schema_name, params=params)
     if isinstance(requested, Refusal):
         return requested
@@ -246,4 +216,4 @@ def plan_limits(*, organisation_id: int) -> PlanLimits | Refusal:
     organisation = Organisation.objects.select_related("plan").filter(pk=organisation_id).first()
     if organisation is None:
         return Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "This organisation has been deleted.")
-    return standing_refusal(organisation) or PlanLimits.of(organisation)
+    return standing_refusal(organisation) or organisation_limits(organisation)

@@ -1,8 +1,25 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
+from billing.services import organisation_billing_save
+
 from .models import Domain, Invitation, Membership, Organisation
+from .services import memberships_staff_removed, organisation_staff_delete
+
+
+class NotifyRemovedMembershipsMixin:
+    """Admin pages with a MembershipInline: members removed there have their open streams closed."""
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseInlineFormSet[Any, Any, Any], change: bool
+    ) -> None:
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
+        removed = [obj for obj in formset.deleted_objects if isinstance(obj, Membership)]
+        memberships_staff_removed(memberships=removed)
 
 
 class MembershipInline(admin.TabularInline[Membership, Organisation]):
@@ -17,7 +34,7 @@ class DomainInline(admin.TabularInline[Domain, Organisation]):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin[Organisation]):
+class OrganisationAdmin(NotifyRemovedMembershipsMixin, admin.ModelAdmin[Organisation]):
     """Staff view of organisations: plan, members, domain, billing state."""
 
     list_display = ("name", "slug", "plan", "member_count", "primary_domain", "subscription_status", "created")
@@ -33,6 +50,16 @@ class OrganisationAdmin(admin.ModelAdmin[Organisation]):
     def get_readonly_fields(self, request: HttpRequest, obj: Organisation | None = None) -> tuple[str, ...]:
         # The slug names the schema and the subdomain: fixed once created.
         return (*self.readonly_fields, "slug") if obj else tuple(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Organisation, form: ModelForm[Organisation], change: bool) -> None:
+        organisation_billing_save(organisation=obj, changed=form.changed_data if change else ())
+
+    def delete_model(self, request: HttpRequest, obj: Organisation) -> None:
+        organisation_staff_delete(organisation=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
+        for organisation in queryset:
+            organisation_staff_delete(organisation=organisation)
 
     @admin.display(description="Members", ordering="member_total")
     def member_count(self, obj: Organisation) -> int:
@@ -51,6 +78,15 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     search_fields = ("user__email", "organisation__name", "organisation__slug")
     list_select_related = ("user", "organisation")
     autocomplete_fields = ("user", "organisation")
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        super().delete_model(request, obj)
+        memberships_staff_removed(memberships=[obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        removed = list(queryset.select_related("organisation"))
+        super().delete_queryset(request, queryset)
+        memberships_staff_removed(memberships=removed)
 
 
 @admin.register(Invitation)

@@ -4,6 +4,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Iterable
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from billing.models import Plan
 from billing.selectors import plan_get_default
+from streaming.services import member_notify_removed, organisation_notify_deleted
 
 from .db import activate_public_schema, connection_discard
 from .models import Domain, Membership, Organisation, Role
@@ -141,8 +143,31 @@ def organisation_delete(*, actor: Membership, confirmation: str) -> str:
     activate_public_schema()
     with transaction.atomic():
         Organisation.objects.select_for_update().get(pk=organisation.pk).delete()
+        organisation_notify_deleted(schema_name=organisation.schema_name)
     logger.info("organisation %s deleted by %s", organisation.slug, actor.user)
     return name
+
+
+def organisation_staff_delete(*, organisation: Organisation) -> None:
+    """Staff delete an organisation (the admin): its schema and rows go, its open streams close."""
+    activate_public_schema()
+    with transaction.atomic():
+        organisation.delete()
+        organisation_notify_deleted(schema_name=organisation.schema_name)
+
+
+def memberships_staff_removed(*, memberships: Iterable[Membership]) -> None:
+    """Staff removed these memberships (the admin, a user deleted): the members' open streams close."""
+    for membership in memberships:
+        member_notify_removed(schema_name=membership.organisation.schema_name, user_id=membership.user_id)
+
+
+def user_staff_delete(*, user: User) -> None:
+    """Staff delete a user: their memberships go with them, and their open streams close."""
+    with transaction.atomic():
+        memberships = list(user.memberships.select_related("organisation"))
+        user.delete()
+        memberships_staff_removed(memberships=memberships)
 
 
 def handoff_token_create(*, user: AbstractBaseUser, organisation: Organisation) -> str:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
+from streaming.services import member_notify_removed
 
 from .models import Invitation, Membership, Organisation, Role
 from .roles import admin_required, invitation_check_allowed, membership_can_manage, roles_grantable
@@ -287,6 +288,7 @@ def membership_remove(*, actor: Membership, target: Membership) -> None:
         if not membership_can_manage(actor=actor, target=target):
             raise PermissionDenied("Only owners can remove an owner.")
         target.delete()
+        member_notify_removed(schema_name=organisation.schema_name, user_id=target.user_id)
     logger.info("%s removed %s from %s", actor.user, target.user, organisation.slug)
 
 
@@ -302,6 +304,7 @@ def membership_leave(*, membership: Membership) -> None:
                 "leave, or delete the organisation in Settings.",
             )
         membership.delete()
+        member_notify_removed(schema_name=organisation.schema_name, user_id=membership.user_id)
     logger.info("%s left %s", membership.user, organisation.slug)
 
 

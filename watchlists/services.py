@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
-from billing.models import Plan
+from billing.limits import PlanLimits, organisation_limits
 from streaming.services import watchlist_notify_changed
-from streaming.symbols import symbols_validate
+from symbols.selectors import symbols_validate
 from tenants.db import tenant_connection
 from tenants.models import Organisation
 
@@ -37,16 +37,16 @@ def watchlist_create(
     _require_schema(organisation)
     name = _clean_name(name)
     with transaction.atomic():
-        plan = _plan_locked(organisation)
+        limits = _limits_locked(organisation)
         count = Watchlist.objects.count()
-        if count >= plan.max_watchlists:
+        if count >= limits.max_watchlists:
             raise ValidationError(
-                f"Watchlist limit reached: the {plan.name} plan allows {_count(plan.max_watchlists, 'watchlist')} "
-                f"and {organisation.name} already has {count}. Delete one, or upgrade your plan for more.",
+                f"Watchlist limit reached: the {limits.plan_name} plan allows "
+                f"{_count(limits.max_watchlists, 'watchlist')} and {organisation.name} already has {count}. Delete one, or upgrade your plan for more.",
                 code=WATCHLIST_LIMIT,
             )
         _require_name_free(name)
-        added = _symbols_to_add(plan=plan, current=[], requested=symbols) if symbols else []
+        added = _symbols_to_add(limits=limits, current=[], requested=symbols) if symbols else []
         watchlist = Watchlist(name=name, symbols=added, created_by_id=created_by_id)
         _save(watchlist)
         watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
@@ -83,7 +83,7 @@ def watchlist_add_symbols(*, organisation: Organisation, watchlist_id: int, symb
     _require_schema(organisation)
     with transaction.atomic():
         watchlist = _locked(watchlist_id)
-        added = _symbols_to_add(plan=organisation.plan, current=watchlist.symbols, requested=symbols)
+        added = _symbols_to_add(limits=organisation_limits(organisation), current=watchlist.symbols, requested=symbols)
         watchlist.symbols = [*watchlist.symbols, *added]
         _save(watchlist, update_fields=["symbols", "updated"])
         watchlist_notify_changed(schema_name=organisation.schema_name, watchlist_id=watchlist.pk)
@@ -161,7 +161,7 @@ def _require_member(watchlist: Watchlist, symbol: str) -> None:
         )
 
 
-def _symbols_to_add(*, plan: Plan, current: Sequence[str], requested: Sequence[str]) -> list[str]:
+def _symbols_to_add(*, limits: PlanLimits, current: Sequence[str], requested: Sequence[str]) -> list[str]:
     """The requested symbols, checked against the directory, the watchlist and the plan."""
     accepted, rejected = symbols_validate(requested)
     problems: list[str] = []
@@ -184,9 +184,9 @@ def _symbols_to_add(*, plan: Plan, current: Sequence[str], requested: Sequence[s
         problems.append("Name at least one symbol to add, for example AAPL.")
     if problems:
         raise ValidationError({"symbols": problems})
-    room = plan.max_symbols_per_stream - len(current)
+    room = limits.max_symbols - len(current)
     if len(accepted) > room:
-        limit = _count(plan.max_symbols_per_stream, "symbol")
+        limit = _count(limits.max_symbols, "symbol")
         detail = (
             f"this watchlist already has {len(current)}. Remove some first"
             if room <= 0
@@ -195,7 +195,7 @@ def _symbols_to_add(*, plan: Plan, current: Sequence[str], requested: Sequence[s
         raise ValidationError(
             {
                 "symbols": ValidationError(
-                    f"Symbol limit reached: the {plan.name} plan allows {limit} per watchlist (what one stream "
+                    f"Symbol limit reached: the {limits.plan_name} plan allows {limit} per watchlist (what one stream "
                     f"can follow) and {detail}, or upgrade your plan for more.",
                     code=SYMBOL_LIMIT,
                 )
@@ -205,10 +205,10 @@ def _symbols_to_add(*, plan: Plan, current: Sequence[str], requested: Sequence[s
 
 
 # -- rows ------------------------------------------------------------------------------------------
-def _plan_locked(organisation: Organisation) -> Plan:
-    """The organisation's current plan, with its row locked: watchlist creations queue behind each other."""
+def _limits_locked(organisation: Organisation) -> PlanLimits:
+    """The organisation's current limits, with its row locked: watchlist creations queue behind each other."""
     locked = Organisation.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organisation.pk)
-    return locked.plan
+    return organisation_limits(locked)
 
 
 def _locked(watchlist_id: int) -> Watchlist:

@@ -12,7 +12,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from streaming.directory import symbol_entries, symbol_search
+from billing.limits import organisation_limits
+from symbols.selectors import symbol_entries, symbol_search
 from tenants.models import Membership, Organisation
 from tenants.selectors import public_url
 
@@ -169,12 +170,12 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 def _index_page(
     request: HttpRequest, form: WatchlistNameForm, *, refusal: ValidationError | None = None, status: int = 200
 ) -> HttpResponse:
-    plan = _organisation(request).plan
+    limits = organisation_limits(_organisation(request))
     watchlists = list(watchlist_list())
     context = {
         "watchlists": watchlists,
-        "plan": plan,
-        "at_limit": len(watchlists) >= plan.max_watchlists,
+        "limits": limits,
+        "at_limit": len(watchlists) >= limits.max_watchlists,
         "can_edit": _membership(request).is_admin,
         "form": form,
         **_refusal_context(request, form, refusal),
@@ -191,16 +192,15 @@ def _detail_page(
     refusal: ValidationError | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    plan = _organisation(request).plan
+    limits = organisation_limits(_organisation(request))
     query = request.GET.get("q", "").strip()
     directory = symbol_entries(symbols=watchlist.symbols)
     context = {
         "watchlist": watchlist,
         "rows": [(symbol, directory.get(symbol)) for symbol in watchlist.symbols],
-        "plan": plan,
-        "max_symbols": plan.max_symbols_per_stream,
-        "over_limit": len(watchlist.symbols) > plan.max_symbols_per_stream,
-        "full": len(watchlist.symbols) >= plan.max_symbols_per_stream,
+        "limits": limits,
+        "over_limit": len(watchlist.symbols) > limits.max_symbols,
+        "full": len(watchlist.symbols) >= limits.max_symbols,
         "can_edit": _membership(request).is_admin,
         "rename_form": rename_form or WatchlistNameForm(initial={"name": watchlist.name}, auto_id="rename_%s"),
         "add_form": add_form or SymbolsAddForm(),

@@ -23,6 +23,7 @@ from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
 from tenants.services import organisation_create, owner_get_or_create
+from tenants.team import membership_remove
 from tests.conftest import PASSWORD, connection_recycle
 
 
@@ -92,6 +93,13 @@ class Committed:
             organisation.delete()  # drops the schema
         User.objects.filter(pk__in=[u.pk for u in self.users]).delete()
         Plan.objects.filter(pk__in=[p.pk for p in self.plans]).delete()
+
+
+def remove_members_but_the_owner(tenant: Tenant) -> None:
+    """The owner removes every other member, as on the team page (their streams close after commit)."""
+    owner = Membership.objects.get(organisation=tenant.organisation, user=tenant.owner)
+    for membership in Membership.objects.filter(organisation=tenant.organisation).exclude(pk=owner.pk):
+        membership_remove(actor=owner, target=membership)
 
 
 @pytest.fixture

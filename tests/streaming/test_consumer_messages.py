@@ -7,9 +7,19 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.models import Plan
+from billing.services import organisation_billing_save, plan_save
 from streaming.feed import Feed
 from tenants.db import activate_public_schema, activate_schema
-from tests.streaming.conftest import Committed, Tenant, connect, expect_refusal, receive, receive_until
+from tenants.services import organisation_rename
+from tests.streaming.conftest import (
+    Committed,
+    Tenant,
+    connect,
+    expect_refusal,
+    receive,
+    receive_until,
+    remove_members_but_the_owner,
+)
 from watchlists.models import Watchlist
 
 pytestmark = [pytest.mark.asyncio]
@@ -114,7 +124,7 @@ async def test_a_plan_edit_trims_open_connections_within_2_seconds(committed: Co
     ws = await streaming(tenant, "symbols=AAPL,MSFT,AMZN,GOOGL")
 
     plan.max_symbols_per_stream = 2
-    await sync_to_async(plan.save)()
+    await sync_to_async(plan_save)(plan=plan, changed=["max_symbols_per_stream"])
 
     limits = await receive_until(ws, "limits", within=2)
     assert limits["max_symbols"] == 2
@@ -129,7 +139,7 @@ async def test_a_plan_edit_trims_open_connections_within_2_seconds(committed: Co
     assert seen <= {"AAPL", "MSFT"}
 
     plan.max_symbols_per_stream = 10
-    await sync_to_async(plan.save)()
+    await sync_to_async(plan_save)(plan=plan, changed=["max_symbols_per_stream"])
     raised = await receive_until(ws, "limits", within=2)
     assert raised["max_symbols"] == 10
     await ws.disconnect()
@@ -141,7 +151,7 @@ async def test_changing_an_organisations_plan_applies_its_limits(committed: Comm
 
     def downgrade() -> None:
         tenant.organisation.plan = Plan.objects.get(slug="free")
-        tenant.organisation.save()
+        organisation_billing_save(organisation=tenant.organisation, changed=["plan"])
 
     await sync_to_async(downgrade)()
 
@@ -151,13 +161,32 @@ async def test_changing_an_organisations_plan_applies_its_limits(committed: Comm
     await ws.disconnect()
 
 
+async def test_renaming_an_organisation_sends_no_limits_message(committed: Committed, hub_cleanup: None) -> None:
+    """Only a change of plan or standing reaches open connections; a rename is not one."""
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant)
+
+    def rename() -> None:
+        owner = tenant.organisation.memberships.get(user=tenant.owner)
+        organisation_rename(actor=owner, name="Renamed")
+
+    await sync_to_async(rename)()
+    await ws.send_to(text_data='{"action":"ping"}')
+    messages = []
+    while (message := await receive(ws, within=2))["type"] != "pong":
+        messages.append(message["type"])
+    assert await ws.receive_nothing(1.5)
+    assert "limits" not in messages
+    await ws.disconnect()
+
+
 async def test_a_cancelled_subscription_closes_open_streams_with_4402(committed: Committed, hub_cleanup: None) -> None:
     tenant = await committed.tenant("pro")
     ws = await streaming(tenant)
 
     def cancel() -> None:
         tenant.organisation.subscription_status = "canceled"
-        tenant.organisation.save()
+        organisation_billing_save(organisation=tenant.organisation, changed=["subscription_status"])
 
     await sync_to_async(cancel)()
 
@@ -224,7 +253,7 @@ async def test_a_removed_member_is_closed_with_4403_and_others_stay(committed: C
     assert (await receive(member_ws))["type"] == "snapshot"
 
     def remove_member() -> None:
-        tenant.organisation.memberships.exclude(user=tenant.owner).delete()
+        remove_members_but_the_owner(tenant)
 
     await sync_to_async(remove_member)()
 

@@ -12,11 +12,21 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
 
+from billing.services import plan_save
 from config.asgi import application
 from streaming.feed import Feed
 from streaming.hub import stream_hub
 from streaming.state import LeaseKind, stream_state
-from tests.streaming.conftest import Committed, Tenant, connect, expect_refusal, receive, receive_until
+from tenants.services import organisation_staff_delete
+from tests.streaming.conftest import (
+    Committed,
+    Tenant,
+    connect,
+    expect_refusal,
+    receive,
+    receive_until,
+    remove_members_but_the_owner,
+)
 
 pytestmark = [pytest.mark.asyncio]
 
@@ -148,7 +158,7 @@ async def test_a_broken_connection_does_not_stop_control_messages_for_the_room(
     break_control(tenant, tenant.owner.pk, raise_always)
 
     def remove_members() -> None:
-        tenant.organisation.memberships.exclude(user=tenant.owner).delete()
+        remove_members_but_the_owner(tenant)
 
     await sync_to_async(remove_members)()
 
@@ -170,7 +180,7 @@ async def test_a_deleted_organisations_streams_all_close_even_with_a_broken_one(
     break_control(tenant, tenant.owner.pk, raise_always)
 
     def delete_organisation() -> None:
-        tenant.organisation.delete()
+        organisation_staff_delete(organisation=tenant.organisation)
         committed.organisations.remove(tenant.organisation)
 
     await sync_to_async(delete_organisation)()
@@ -199,7 +209,7 @@ async def test_a_hung_connection_delays_neither_quotes_nor_other_connections_con
 
     def raise_limits() -> None:
         plan.max_symbols_per_stream = 9
-        plan.save()
+        plan_save(plan=plan, changed=["max_symbols_per_stream"])
 
     await sync_to_async(raise_limits)()
     limits = await receive_until(member_ws, "limits", within=2)

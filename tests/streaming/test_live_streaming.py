@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from billing.models import Plan
+from billing.services import plan_save
 from tests.live import (
     FeedProcess,
     LiveServer,
@@ -153,12 +154,12 @@ async def test_the_standby_feed_takes_over_when_the_leader_is_killed(committed: 
 
 
 async def plan_update(plan: Plan, **fields: Any) -> None:
-    """An admin edit: save the plan (its post_save signal tells open connections after the commit)."""
+    """An admin edit: billing saves the plan and tells open connections after the commit."""
 
     def save() -> None:
         for name, value in fields.items():
             setattr(plan, name, value)
-        plan.save()
+        plan_save(plan=plan, changed=fields)
 
     await sync_to_async(save)()
 

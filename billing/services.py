@@ -1,0 +1,31 @@
+"""Writes of plans and of an organisation's plan; open connections apply the new limits after commit."""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from tenants.models import Organisation
+
+from .limits import LIMIT_FIELDS, limits_changed
+from .models import Plan
+
+# An organisation's fields that decide what its connections may do (its plan, its standing).
+ORGANISATION_LIMIT_FIELDS = frozenset({"plan", "subscription_status", "payment_grace_until"})
+
+
+def plan_save(*, plan: Plan, changed: Iterable[str]) -> Plan:
+    """Save a plan edited by staff; when its limits changed, its organisations' connections follow."""
+    with transaction.atomic():
+        plan.save()
+        if LIMIT_FIELDS.intersection(changed):
+            limits_changed(organisations=plan.organisations.all())
+    return plan
+
+
+def organisation_billing_save(*, organisation: Organisation, changed: Iterable[str]) -> Organisation:
+    """Save an organisation edited by staff; a new plan or standing reaches its connections (a rename does not)."""
+    with transaction.atomic():
+        organisation.save()
+        if ORGANISATION_LIMIT_FIELDS.intersection(changed):
+            limits_changed(organisations=[organisation])
+    return organisation
