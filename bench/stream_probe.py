@@ -191,7 +191,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from streaming.models import Symbol
+    from symbols.models import Symbol
     from tests.live import feed_process, stream_environment, uvicorn_process
     from tests.streaming.conftest import Committed
 

@@ -114,8 +114,8 @@ def main() -> None:
     from django.test import Client
 
     from billing.models import Plan
-    from streaming.directory import symbol_search
-    from streaming.models import Symbol
+    from symbols.models import Symbol
+    from symbols.selectors import symbol_search
     from tenants.services import organisation_create, owner_get_or_create
 
     rng = random.Random(args.seed)
@@ -127,7 +127,7 @@ def main() -> None:
 
     collections = FullCollections()
     timed(lambda q: symbol_search(query=q), batch[:20], collections)  # warm the connection up
-    report("selector (streaming.directory.symbol_search)", timed(lambda q: symbol_search(query=q), batch, collections))
+    report("selector (symbols.selectors.symbol_search)", timed(lambda q: symbol_search(query=q), batch, collections))
 
     with transaction.atomic():
         slug = f"bench{rng.randrange(10**6):06d}"

@@ -59,6 +59,6 @@ def organisations_remove(created: Organisations) -> None:
 
 def directory_symbols(count: int) -> list[str]:
     """The first `count` symbols of the product's symbol directory (every system streams these)."""
-    from streaming.models import Symbol
+    from symbols.models import Symbol
 
     return list(Symbol.objects.order_by("symbol").values_list("symbol", flat=True)[:count])

@@ -3,7 +3,7 @@
 from django.urls import include, path
 
 from dashboard.views import dashboard
-from streaming.views import symbol_search
+from symbols.views import symbol_search
 from tenants.views import handoff
 
 urlpatterns = [

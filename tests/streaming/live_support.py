@@ -18,7 +18,7 @@ from django.db import connections
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from streaming.models import Symbol
+from symbols.models import Symbol
 from tests.live import FeedProcess, LiveServer, feed_process, stream_environment, uvicorn_server
 from tests.streaming.conftest import Committed
 

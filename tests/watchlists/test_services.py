@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-import streaming.symbols
+import symbols.selectors
 from billing.models import Plan
 from tenants.db import tenant_connection
 from tenants.models import Organisation
@@ -203,7 +203,7 @@ def test_validating_symbols_with_a_cold_cache_stays_in_the_tenant_schema(
     globex: Organisation, in_schema: InSchema, make_watchlist, monkeypatch: pytest.MonkeyPatch
 ):
     watchlist = make_watchlist(globex, "Tech")
-    monkeypatch.setattr(streaming.symbols, "_known", frozenset())
+    monkeypatch.setattr(symbols.selectors, "_known", frozenset())
 
     with in_schema(globex):
         watchlist_add_symbols(organisation=globex, watchlist_id=watchlist.pk, symbols=["AAPL"])
