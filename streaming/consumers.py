@@ -23,6 +23,7 @@ from symbols.selectors import Rejection, symbols_validate
 
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
+from .params import StreamParams
 from .protocol import (
     CONNECTION_FAILED,
     MAX_FRAME_BYTES,
@@ -36,9 +37,10 @@ from .protocol import (
     action_parse,
 )
 from .quotes import quotes_frame
-from .selectors import OrganisationRef, StreamAccess, plan_limits, stream_access
+from .selectors import OrganisationRef, StreamAccess, plan_limits, stream_access, watchlist_stream_symbols
 from .sender import ConflatingSender
 from .state import LeaseKind
+from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     # Set by connect() once the connection is accepted; nothing else runs before that.
     hub: StreamHub
     sender: ConflatingSender
-    limits: PlanLimits
+    subscription: Subscription
+    watchlist_id: int | None = None
 
     # -- the connection's life -------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -88,7 +91,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.sender.stop()
         if "hub" in self.__dict__:
             try:
-                await self.hub.leave(self, self.symbols)
+                followed = self.subscription.list() if "subscription" in self.__dict__ else []
+                await self.hub.leave(self, followed)
             except Exception:
                 logger.exception("could not leave the room of %s", self.schema)
             lease, self.lease = self.lease, None
@@ -102,10 +106,11 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         organisation: OrganisationRef = self.scope["organisation"]
         self.schema = organisation.schema_name
-        self.symbols: dict[str, None] = {}  # an ordered set
         self.guard = FrameGuard()
+        params: StreamParams = self.scope["stream_params"]
+        self.watchlist_id = params.watchlist_id
         access = await database_sync_to_async(stream_access, thread_sensitive=False)(
-            organisation=organisation, session_key=self.scope.get("session_key"), params=self.scope["stream_params"]
+            organisation=organisation, session_key=self.scope.get("session_key"), params=params
         )
         if isinstance(access, Refusal):
             await self.refuse(access)
@@ -122,9 +127,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def start_streaming(self, access: StreamAccess) -> None:
         self.user_id = access.user_id
-        self.limits = access.limits
         self.delay_minutes = access.limits.delay_minutes
-        self.symbols = dict.fromkeys(access.symbols)
+        self.subscription = Subscription(access.symbols, access.limits)
         self.sender = ConflatingSender(
             self.send_text,
             self.close_slow,
@@ -135,8 +139,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         await self.hub.join(self)
         if self.released:  # the client left, or a control message closed it, while joining
             return
-        self.hub.watch(self, self.symbols)
-        snapshot = await self.snapshot(list(self.symbols))
+        self.hub.watch(self, self.subscription.list())
+        snapshot = await self.snapshot(self.subscription.list())
         await self.send_text(snapshot)
         if self.released:
             return
@@ -146,13 +150,14 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def snapshot(self, symbols: list[str]) -> str:
         cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
-        extra: dict[str, Any] = {"delayed": not self.limits.realtime}
-        if not self.limits.realtime:
+        limits = self.subscription.limits
+        extra: dict[str, Any] = {"delayed": not limits.realtime}
+        if not limits.realtime:
             extra["delay_minutes"] = self.delay_minutes
             missing = [s for s in symbols if s not in cached]
             if missing:
                 extra["pending"] = await self.pending_delayed(missing)
-        extra["limits"] = self.limits.as_dict(len(self.symbols))
+        extra["limits"] = limits.as_dict(len(self.subscription))
         return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra)
 
     async def pending_delayed(self, symbols: list[str]) -> list[dict[str, Any]]:
@@ -175,6 +180,14 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.sender.offer(symbol, encoded)
 
     async def control(self, event: dict[str, Any]) -> None:
+        # One control message at a time per connection, in the order they came (asyncio.Lock is FIFO):
+        # two quick watchlist edits must not apply out of order.
+        if "control_lock" not in self.__dict__:
+            self.control_lock = asyncio.Lock()
+        async with self.control_lock:
+            await self.control_apply(event)
+
+    async def control_apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "plan.changed":
             await self.plan_changed(event)
@@ -183,6 +196,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are no longer a member of {name}."))
         elif kind == "organisation.deleted":
             await self.close_with(ORGANISATION_DELETED)
+        elif kind == "watchlist.changed" and event.get("watchlist_id") == self.watchlist_id is not None:
+            await self.watchlist_changed(self.watchlist_id)
 
     async def abort(self) -> None:
         """The connection failed while handling a message: give its place back, then close it."""
@@ -198,27 +213,51 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(limits, Refusal):
             await self.close_with(limits)
             return
-        symbols = list(self.symbols)
         if limits.delay_minutes != self.delay_minutes:
+            symbols = self.subscription.list()
             self.hub.unwatch(self, symbols)
             self.sender.drop(set(symbols))
             self.delay_minutes = limits.delay_minutes
             self.hub.watch(self, symbols)
-        self.limits = limits
-        dropped = symbols[limits.max_symbols :]
-        if dropped:
-            self.symbols = dict.fromkeys(symbols[: limits.max_symbols])
-            self.hub.unwatch(self, dropped)
-            self.sender.drop(set(dropped))
-        self.sender.message(self.encode({"type": "limits", **limits.as_dict(len(self.symbols)),
-                                         "delayed": not limits.realtime,
-                                         "delay_minutes": limits.delay_minutes}))  # fmt: skip
-        if dropped:
-            self.sender.message(self.encode({
-                "type": "unsubscribed", "symbols": dropped, "reason": "plan_limit",
-                "message": f"Your plan now allows {limits.max_symbols} symbols per stream, so "
-                           f"{', '.join(dropped)} stopped streaming.",
-            }))  # fmt: skip
+        change = self.subscription.limit(limits)
+        self.stop_following(change.removed)
+        self.reply({"type": "limits", **limits.as_dict(len(self.subscription)), "delayed": not limits.realtime,
+                    "delay_minutes": limits.delay_minutes})  # fmt: skip
+        if change.removed:
+            stopped = ", ".join(change.removed)
+            why = f"Your plan now allows {limits.max_symbols} symbols per stream, so {stopped} stopped streaming."
+            self.reply(unsubscribed(change.removed, "plan_limit", why))
+
+    async def watchlist_changed(self, watchlist_id: int) -> None:
+        """Follow the edited watchlist (SPEC: within 2 seconds): added symbols start, removed ones stop."""
+        read = await database_sync_to_async(watchlist_stream_symbols, thread_sensitive=False)(
+            schema_name=self.schema, watchlist_id=watchlist_id
+        )
+        if self.released:
+            return
+        accepted, rejected = read if read is not None else ([], [])
+        change = self.subscription.replace(accepted)
+        self.stop_following(change.removed)
+        if change.removed:
+            why = "was deleted" if read is None else "no longer lists them"
+            self.reply(unsubscribed(change.removed, "watchlist", f"The watchlist {why}."))
+        if change.added or rejected or change.rejected:
+            await self.start_following(change.added, rejected + change.rejected)
+
+    def stop_following(self, symbols: list[str]) -> None:
+        self.hub.unwatch(self, symbols)
+        self.sender.drop(set(symbols))
+
+    async def start_following(self, symbols: list[str], rejected: list[Rejection]) -> None:
+        """Watch newly followed symbols, say so, then send their last known quotes."""
+        self.hub.watch(self, symbols)
+        self.reply(subscribed(symbols, rejected))
+        cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
+        if self.released:
+            return
+        for symbol, encoded in cached.items():
+            if symbol in self.subscription:
+                self.offer(symbol, encoded)
 
     # -- client messages -------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
@@ -246,28 +285,13 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         accepted, rejected = await database_sync_to_async(symbols_validate, thread_sensitive=False)(raw)
         if self.released:
             return
-        new = [s for s in accepted if s not in self.symbols]
-        room = max(self.limits.max_symbols - len(self.symbols), 0)
-        rejected += [Rejection(s, "symbol_limit") for s in new[room:]]
-        new = new[:room]
-        self.symbols.update(dict.fromkeys(new))
-        self.hub.watch(self, new)
-        self.reply(subscribed(new, rejected))
-        cached = await self.hub.state.last_quotes(self.delay_minutes, new)
-        if self.released:
-            return
-        for symbol, encoded in cached.items():
-            if symbol in self.symbols:
-                self.offer(symbol, encoded)
+        change = self.subscription.add(accepted)
+        await self.start_following(change.added, rejected + change.rejected)
 
     def unsubscribe(self, raw: list[Any]) -> None:
-        wanted = {s.strip().upper() for s in raw if isinstance(s, str)}
-        removed = [s for s in self.symbols if s in wanted]
-        for symbol in removed:
-            del self.symbols[symbol]
-        self.hub.unwatch(self, removed)
-        self.sender.drop(set(removed))
-        self.reply({"type": "unsubscribed", "symbols": removed, "reason": "client"})
+        change = self.subscription.remove(raw)
+        self.stop_following(change.removed)
+        self.reply(unsubscribed(change.removed, "client"))
 
     async def bad_frame(self, refusal: Refusal) -> None:
         if self.guard.bad_frame():
@@ -317,6 +341,10 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
 def subscribed(symbols: list[str], rejected: list[Rejection]) -> dict[str, Any]:
     return {"type": "subscribed", "symbols": symbols, "rejected": [r.as_dict() for r in rejected]}
+
+
+def unsubscribed(symbols: list[str], reason: str, message: str | None = None) -> dict[str, Any]:
+    return {"type": "unsubscribed", "symbols": symbols, "reason": reason, **({"message": message} if message else {})}
 
 
 def stream_limit_refusal(limits: PlanLimits) -> Refusal:

@@ -210,6 +210,16 @@ def requested_symbols(*, schema_name: str, params: StreamParams) -> list[str] | 
     return symbols
 
 
+def watchlist_stream_symbols(*, schema_name: str, watchlist_id: int) -> tuple[list[str], list[Rejection]] | None:
+    """A watchlist's symbols, validated for streaming (read in the organisation's schema); None when it is gone."""
+    activate_schema(schema_name)
+    try:
+        symbols = watchlist_symbols(watchlist_id=watchlist_id)
+    finally:
+        activate_public_schema()
+    return None if symbols is None else symbols_validate(symbols)
+
+
 def plan_limits(*, organisation_id: int) -> PlanLimits | Refusal:
     """The organisation's current limits, or the refusal that now applies to it."""
     activate_public_schema()

@@ -21,6 +21,7 @@ from tests.streaming.conftest import (
     remove_members_but_the_owner,
 )
 from watchlists.models import Watchlist
+from watchlists.services import watchlist_add_symbols, watchlist_remove_symbol
 
 pytestmark = [pytest.mark.asyncio]
 
@@ -195,10 +196,10 @@ async def test_a_cancelled_subscription_closes_open_streams_with_4402(committed:
     assert await ws.receive_output(2) == {"type": "websocket.close", "code": 4402}
 
 
-def make_watchlist(schema: str, symbols: list[str]) -> int:
+def make_watchlist(schema: str, symbols: list[str], name: str = "Tech") -> int:
     activate_schema(schema)
     try:
-        return int(Watchlist.objects.create(name="Tech", symbols=symbols).pk)
+        return int(Watchlist.objects.create(name=name, symbols=symbols).pk)
     finally:
         activate_public_schema()
 
@@ -264,3 +265,50 @@ async def test_a_removed_member_is_closed_with_4403_and_others_stay(committed: C
     await owner_ws.send_json_to({"action": "ping"})
     assert (await receive_until(owner_ws, "pong"))["type"] == "pong"
     await owner_ws.disconnect()
+
+
+async def test_an_open_stream_follows_its_watchlist_when_it_is_edited(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("pro")
+    watchlist_id = await sync_to_async(make_watchlist)(tenant.schema, ["AAPL", "MSFT"])
+    ws = await streaming(tenant, f"watchlist={watchlist_id}")
+
+    def edit() -> None:
+        activate_schema(tenant.schema)
+        try:
+            watchlist_add_symbols(organisation=tenant.organisation, watchlist_id=watchlist_id, symbols=["NVDA"])
+            watchlist_remove_symbol(organisation=tenant.organisation, watchlist_id=watchlist_id, symbol="MSFT")
+        finally:
+            activate_public_schema()
+
+    await sync_to_async(edit)()
+    changes: dict[str, dict[str, Any]] = {}
+    while len(changes) < 2:
+        message = await receive(ws, within=2)
+        if message["type"] in {"subscribed", "unsubscribed"}:
+            changes[message["type"]] = message
+    assert (changes["subscribed"]["symbols"], changes["subscribed"]["rejected"]) == (["NVDA"], [])
+    assert (changes["unsubscribed"]["symbols"], changes["unsubscribed"]["reason"]) == (["MSFT"], "watchlist")
+    seen: set[str] = set()
+    for _ in range(20):
+        seen |= {q["symbol"] for q in (await receive_until(ws, "quotes"))["quotes"]}
+    assert "NVDA" in seen
+    assert "MSFT" not in seen
+    await ws.disconnect()
+
+
+async def test_a_stream_of_another_watchlist_ignores_the_edit(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    watched = await sync_to_async(make_watchlist)(tenant.schema, ["AAPL"])
+    edited = await sync_to_async(make_watchlist)(tenant.schema, ["MSFT"], "Other")
+    ws = await streaming(tenant, f"watchlist={watched}")
+
+    def edit() -> None:
+        activate_schema(tenant.schema)
+        try:
+            watchlist_add_symbols(organisation=tenant.organisation, watchlist_id=edited, symbols=["NVDA"])
+        finally:
+            activate_public_schema()
+
+    await sync_to_async(edit)()
+    assert await ws.receive_nothing(1.5)
+    await ws.disconnect()
