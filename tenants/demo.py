@@ -2,9 +2,12 @@
 
 from django.conf import settings
 from django.db import transaction
+from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from billing.models import Plan
+from watchlists.selectors import watchlist_list
+from watchlists.services import watchlist_create
 
 from .models import Organisation
 from .services import organisation_create, owner_get_or_create
@@ -12,6 +15,12 @@ from .services import organisation_create, owner_get_or_create
 DEMO_SLUG = "demo"
 DEMO_OWNER_EMAIL = "owner@demo.tickerdeck.test"
 STAFF_EMAIL = "staff@tickerdeck.test"
+# Well-known listings, so a newcomer's first dashboard moves at once.
+DEMO_WATCHLISTS = {
+    "Big Tech": ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META"],
+    "Banks": ["JPM", "BAC", "WFC", "GS", "MS", "C"],
+    "Consumer": ["KO", "PEP", "MCD", "NKE", "DIS", "COST", "WMT"],
+}
 
 
 def demo_ensure(*, password: str) -> list[str]:
@@ -28,6 +37,7 @@ def demo_ensure(*, password: str) -> list[str]:
             organisation = organisation_create(
                 name="Demo Capital", slug=DEMO_SLUG, owner=owner, plan=Plan.objects.get(slug="pro")
             )
+        demo_watchlists_ensure(organisation=organisation, owner=owner)
         staff = User.objects.filter(email=STAFF_EMAIL).first() or User.objects.create_superuser(
             email=STAFF_EMAIL, password=password
         )
@@ -38,3 +48,12 @@ def demo_ensure(*, password: str) -> list[str]:
         f"  owner log-in:  {DEMO_OWNER_EMAIL} / {password}",
         f"  staff admin:   {STAFF_EMAIL} / {password} (on the public host, /admin/)",
     ]
+
+
+def demo_watchlists_ensure(*, organisation: Organisation, owner: User) -> None:
+    """Give the demo organisation its watchlists, once: those it already has (by name) are left as they are."""
+    with tenant_context(organisation):
+        existing = {watchlist.name for watchlist in watchlist_list()}
+        for name, symbols in DEMO_WATCHLISTS.items():
+            if name not in existing:
+                watchlist_create(organisation=organisation, name=name, symbols=symbols, created_by_id=owner.pk)
