@@ -1,5 +1,7 @@
-"""Synchronous reads for websocket connections. Each function sets the schema it queries itself,
-because the thread pool that runs them does not carry schema state from one call to the next."""
+"""The connect step of the websocket and the reads a live connection makes.
+
+Each function sets the schema it queries itself, because the thread pool that runs them does not
+carry schema state from one call to the next."""
 
 import time
 from dataclasses import dataclass

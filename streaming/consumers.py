@@ -21,6 +21,7 @@ from django.conf import settings
 from billing.limits import PlanLimits
 from symbols.selectors import Rejection, symbols_validate
 
+from .access import OrganisationRef, StreamAccess, plan_limits, stream_access, watchlist_stream_symbols
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
 from .params import StreamParams
@@ -37,7 +38,6 @@ from .protocol import (
     action_parse,
 )
 from .quotes import quotes_frame
-from .selectors import OrganisationRef, StreamAccess, plan_limits, stream_access, watchlist_stream_symbols
 from .sender import ConflatingSender
 from .state import LeaseKind
 from .subscription import Subscription

@@ -18,8 +18,8 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from .access import plan_limits
 from .groups import control_group, quotes_group
-from .selectors import plan_limits
 from .sender import SendClock
 from .state import LeaseKind, StreamState, Watch, stream_state
 

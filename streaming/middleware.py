@@ -12,9 +12,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from .access import organisation_ref_cached, organisation_ref_for_host
 from .params import stream_params_parse
 from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, Refusal
-from .selectors import organisation_ref_cached, organisation_ref_for_host
 
 Scope = dict[str, Any]
 
