@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from .models import Plan
+from .models import LIMIT_FIELDS, Plan
 from .services import plan_save
 
 
@@ -10,20 +10,7 @@ from .services import plan_save
 class PlanAdmin(admin.ModelAdmin[Plan]):
     """Staff edit prices and limits here; the pricing page and live connections follow."""
 
-    list_display = (
-        "name",
-        "slug",
-        "price_monthly",
-        "max_symbols_per_stream",
-        "max_streams",
-        "max_watchlists",
-        "max_widgets",
-        "max_widget_viewers",
-        "realtime",
-        "delay_minutes",
-        "is_public",
-        "is_default",
-    )
+    list_display = ("name", "slug", "price_monthly", *LIMIT_FIELDS, "is_public", "is_default")
     list_editable = ("is_public",)
     list_filter = ("realtime", "is_public", "is_default")
     search_fields = ("name", "slug", "stripe_price_id")
@@ -32,20 +19,7 @@ class PlanAdmin(admin.ModelAdmin[Plan]):
     readonly_fields = ("created", "updated")
     fieldsets = (
         (None, {"fields": ("name", "slug", "price_monthly", "stripe_price_id", "is_public", "is_default")}),
-        (
-            "Limits",
-            {
-                "fields": (
-                    "max_symbols_per_stream",
-                    "max_streams",
-                    "max_watchlists",
-                    "max_widgets",
-                    "max_widget_viewers",
-                    "realtime",
-                    "delay_minutes",
-                )
-            },
-        ),
+        ("Limits", {"fields": LIMIT_FIELDS}),
         ("History", {"fields": ("created", "updated")}),
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 from streaming.services import organisations_notify_plan_changed
 from tenants.models import Organisation
 
-from .models import Plan
+from .models import LIMIT_FIELDS, Plan
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,7 @@ class PlanLimits:
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> "PlanLimits":
         """From the values of LIMITS_SQL_COLUMNS, in that order."""
-        name, symbols, streams, watchlists, widgets, viewers, realtime, delay = row
-        return cls.of_plan(
-            Plan(name=name, max_symbols_per_stream=symbols, max_streams=streams, max_watchlists=watchlists,
-                 max_widgets=widgets, max_widget_viewers=viewers, realtime=realtime, delay_minutes=delay)
-        )  # fmt: skip
+        return cls.of_plan(Plan(**dict(zip(("name", *LIMIT_FIELDS), row, strict=True))))
 
     @property
     def data_label(self) -> str:
@@ -63,19 +59,8 @@ class PlanLimits:
 
 # The plan's columns a joined query selects (alias `p`) for PlanLimits.of_row: the connect step
 # reads them with the session, membership and organisation in one statement.
-LIMITS_SQL_COLUMNS = ", ".join(
-    f"p.{column}"
-    for column in (
-        "name", "max_symbols_per_stream", "max_streams", "max_watchlists", "max_widgets",
-        "max_widget_viewers", "realtime", "delay_minutes",
-    )
-)  # fmt: skip
+LIMITS_SQL_COLUMNS = ", ".join(f"p.{column}" for column in ("name", *LIMIT_FIELDS))
 PLAN_TABLE = Plan._meta.db_table
-# A change of any of these fields changes what open connections may do.
-LIMIT_FIELDS = frozenset(
-    {"max_symbols_per_stream", "max_streams", "max_watchlists", "max_widgets", "max_widget_viewers", "realtime",
-     "delay_minutes"}
-)  # fmt: skip
 
 
 def organisation_limits(organisation: Organisation) -> PlanLimits:

@@ -6,6 +6,17 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+# The fields that limit what an organisation on a plan may do, in the order people read them.
+LIMIT_FIELDS = (
+    "max_symbols_per_stream",
+    "max_streams",
+    "max_watchlists",
+    "max_widgets",
+    "max_widget_viewers",
+    "realtime",
+    "delay_minutes",
+)
+
 
 class Plan(models.Model):
     """A price and the limits that every part of the platform enforces."""

@@ -3,20 +3,9 @@
 from decimal import Decimal
 from typing import Any
 
-_FIELDS = (
-    "name",
-    "slug",
-    "price_monthly",
-    "max_symbols_per_stream",
-    "max_streams",
-    "max_watchlists",
-    "max_widgets",
-    "max_widget_viewers",
-    "realtime",
-    "delay_minutes",
-    "is_public",
-    "is_default",
-)
+from .models import LIMIT_FIELDS
+
+_FIELDS = ("name", "slug", "price_monthly", *LIMIT_FIELDS, "is_public", "is_default")
 
 SEED_PLANS: list[dict[str, Any]] = [
     dict(zip(_FIELDS, row, strict=True))

@@ -6,8 +6,8 @@ from django.db import transaction
 
 from tenants.models import Organisation
 
-from .limits import LIMIT_FIELDS, limits_changed
-from .models import Plan
+from .limits import limits_changed
+from .models import LIMIT_FIELDS, Plan
 
 # An organisation's fields that decide what its connections may do (its plan, its standing).
 ORGANISATION_LIMIT_FIELDS = frozenset({"plan", "subscription_status", "payment_grace_until"})
@@ -17,7 +17,7 @@ def plan_save(*, plan: Plan, changed: Iterable[str]) -> Plan:
     """Save a plan edited by staff; when its limits changed, its organisations' connections follow."""
     with transaction.atomic():
         plan.save()
-        if LIMIT_FIELDS.intersection(changed):
+        if set(LIMIT_FIELDS).intersection(changed):
             limits_changed(organisations=plan.organisations.all())
     return plan
 
