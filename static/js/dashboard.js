@@ -3,14 +3,37 @@
   "use strict";
 
   const table = document.getElementById("quotes");
-  if (!table) return;
+  if (!table) return; // nothing to stream: the page shows a neutral badge and how to add symbols
   const badge = document.getElementById("stream-badge");
   const problem = document.getElementById("stream-problem");
   const notice = document.getElementById("stream-notice");
+  const body = table.querySelector("tbody");
+  // A blank row to copy when an edit of the watchlist adds a symbol (the first row, emptied).
+  const blank = body.querySelector("tr[data-symbol]").cloneNode(true);
+  blank.querySelectorAll("td").forEach((td) => { if (!td.classList.contains("col-chart")) td.textContent = "—"; });
+  blank.querySelector(".spark polyline").setAttribute("points", "");
   const rows = new Map();
-  table.querySelectorAll("tbody tr[data-symbol]").forEach((tr) => {
+  body.querySelectorAll("tr[data-symbol]").forEach((tr) => {
     rows.set(tr.dataset.symbol, { tr, prices: [], last: null });
   });
+
+  // An edit of the watchlist reaches the open socket: new symbols get a row, removed ones lose theirs.
+  function addRow(symbol) {
+    if (rows.has(symbol)) return;
+    const tr = blank.cloneNode(true);
+    tr.dataset.symbol = symbol;
+    tr.querySelector("th").textContent = symbol;
+    tr.querySelector(".col-name").textContent = "";
+    body.appendChild(tr);
+    rows.set(symbol, { tr, prices: [], last: null });
+  }
+
+  function removeRow(symbol) {
+    const row = rows.get(symbol);
+    if (!row) return;
+    row.tr.remove();
+    rows.delete(symbol);
+  }
 
   const SPARK_POINTS = 120;
   const BACKOFF_MIN_MS = 500;
@@ -123,10 +146,15 @@
         setBadge(message.delayed ? "delayed" : "live", message.delayed ? "Delayed by " + message.delay_minutes + " min" : "Live");
         break;
       case "unsubscribed":
+        if (message.reason === "watchlist") {
+          message.symbols.forEach(removeRow);
+          break;
+        }
         message.symbols.forEach((s) => rows.get(s) && rows.get(s).tr.classList.add("row--stopped"));
         if (message.reason === "plan_limit") show(notice, message.message, ["Upgrade your plan", table.dataset.pricingUrl]);
         break;
       case "subscribed":
+        message.symbols.forEach(addRow);
         if (message.rejected && message.rejected.length) {
           show(notice, "Not streaming: " + message.rejected.map((r) => r.symbol + " (" + r.reason.replace("_", " ") + ")").join(", ") + ".", null);
         }

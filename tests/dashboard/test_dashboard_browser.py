@@ -70,6 +70,46 @@ def test_a_member_watches_a_new_watchlist_move_live(committed: Committed, feed: 
     record_figure("dashboard", "three watched prices changed on screen within 5 s")
 
 
+def test_an_open_dashboard_follows_edits_of_its_watchlist(committed: Committed, feed: object, web: LiveServer) -> None:
+    tenant = committed.tenant_sync("pro")
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Tech", "AAPL, MSFT")
+        editor_url = page.url
+        page.goto(tenant_url(web, tenant, "/"))
+        expect(page.locator("#stream-badge")).to_have_text("Live")
+        expect(page.locator("#quotes tbody tr")).to_have_count(2)
+
+        browser = page.context.browser
+        assert browser is not None
+        editor = browser.new_context().new_page()  # the owner edits the watchlist in another window
+        log_in(editor, web, tenant)
+        editor.goto(editor_url)
+        editor.fill("#id_symbols", "NVDA")
+        editor.get_by_role("button", name="Add", exact=True).click()
+        expect(editor.locator("body")).to_contain_text("Added NVDA")
+        expect(page.locator('tr[data-symbol="NVDA"]')).to_have_count(1, timeout=2000)
+        expect(page.locator('tr[data-symbol="NVDA"] .price')).to_have_text(re.compile(r"\d"), timeout=5000)
+
+        editor.get_by_role("button", name="Remove MSFT").click()
+        expect(page.locator('tr[data-symbol="MSFT"]')).to_have_count(0, timeout=2000)
+        expect(page.locator("#quotes tbody tr")).to_have_count(2)
+        expect(page.locator("#stream-badge")).to_have_text("Live")  # no reload, no reconnect
+
+
+def test_a_dashboard_with_nothing_to_stream_says_so(committed: Committed, web: LiveServer) -> None:
+    tenant = committed.tenant_sync("pro")
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        expect(page.locator("#stream-badge")).to_have_text("Nothing to stream")
+        page.goto(tenant_url(web, tenant, "/watchlists/"))
+        page.fill("#id_name", "Empty")
+        page.get_by_role("button", name="Create").click()
+        page.goto(tenant_url(web, tenant, "/"))
+        expect(page.locator("#stream-badge")).to_have_text("Nothing to stream")
+        expect(page.get_by_role("link", name="Add symbols")).to_be_visible()
+
+
 def test_the_free_plan_says_the_symbol_limit_is_reached(committed: Committed, feed: object, web: LiveServer) -> None:
     tenant = committed.tenant_sync("free")  # 5 symbols per stream
     with chromium_page() as page:
