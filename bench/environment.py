@@ -29,7 +29,7 @@ def services_find(database_url: str | None, redis_url: str | None) -> tuple[str,
         os.environ["DATABASE_URL"] = database_url
     # devtools creates its database when it starts a local server: let that be the bench's.
     os.environ.setdefault("DATABASE_NAME", BENCH_DATABASE)
-    from devtools.services import ensure_services
+    from devtools.servers import ensure_services
 
     services = ensure_services()
     if not services.redis_url:

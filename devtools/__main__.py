@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from .services import ROOT, Services, ensure_services
+from .servers import ROOT, Services, ensure_services
 
 logger = logging.getLogger("devtools")
 PYTHON = sys.executable

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil  # pgserver's own dependency
 import pytest
 
-from devtools.services import port_open
+from devtools.servers import port_open
 from tests.live import ROOT, free_port, http_get, wait_until_ready
 
 pytestmark = pytest.mark.live

@@ -3,7 +3,7 @@
 import pytest
 
 from devtools.__main__ import _environment
-from devtools.services import Services
+from devtools.servers import Services
 
 SERVICES = Services("postgres://root@127.0.0.1:5432/x", "test", "", "test")
 
