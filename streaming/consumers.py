@@ -139,7 +139,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         await self.hub.join(self)
         if self.released:  # the client left, or a control message closed it, while joining
             return
-        self.hub.watch(self, self.subscription.list())
+        self.hub.follow(self, self.subscription.list())
         snapshot = await self.snapshot(self.subscription.list())
         await self.send_text(snapshot)
         if self.released:
@@ -215,10 +215,10 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             return
         if limits.delay_minutes != self.delay_minutes:
             symbols = self.subscription.list()
-            self.hub.unwatch(self, symbols)
+            self.hub.unfollow(self, symbols)
             self.sender.drop(set(symbols))
             self.delay_minutes = limits.delay_minutes
-            self.hub.watch(self, symbols)
+            self.hub.follow(self, symbols)
         change = self.subscription.limit(limits)
         self.stop_following(change.removed)
         self.reply({"type": "limits", **limits.as_dict(len(self.subscription)), "delayed": not limits.realtime,
@@ -245,12 +245,12 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.start_following(change.added, rejected + change.rejected)
 
     def stop_following(self, symbols: list[str]) -> None:
-        self.hub.unwatch(self, symbols)
+        self.hub.unfollow(self, symbols)
         self.sender.drop(set(symbols))
 
     async def start_following(self, symbols: list[str], rejected: list[Rejection]) -> None:
         """Watch newly followed symbols, say so, then send their last known quotes."""
-        self.hub.watch(self, symbols)
+        self.hub.follow(self, symbols)
         self.reply(subscribed(symbols, rejected))
         cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
         if self.released:

@@ -30,7 +30,7 @@ WATCH_HEARTBEAT_SECONDS = 5.0
 CLOSE_WAIT_SECONDS = 3.0
 
 
-class Subscriber(Protocol):
+class Connection(Protocol):
     """What the hub needs from a connection."""
 
     schema: str
@@ -51,8 +51,8 @@ class Room:
     def __init__(self, hub: "StreamHub", schema: str) -> None:
         self.hub = hub
         self.schema = schema
-        self.members: set[Subscriber] = set()
-        self.by_symbol: dict[str, set[Subscriber]] = defaultdict(set)
+        self.connections: set[Connection] = set()
+        self.by_symbol: dict[str, set[Connection]] = defaultdict(set)
         self.channel = ""
         self.task: asyncio.Task[None] | None = None
 
@@ -95,27 +95,29 @@ class Room:
                 message = {**message, "limits": limits}
             except Exception:
                 logger.exception("room %s could not read the new plan limits", self.schema)
-        for member in list(self.members):
-            self.hub.spawn(control_deliver(member, message))
+        for connection in list(self.connections):
+            self.hub.spawn(control_deliver(connection, message))
 
     def _fan_out(self, quotes: list[tuple[str, bytes]]) -> None:
         by_symbol = self.by_symbol
         for symbol, encoded in quotes:
-            for member in by_symbol.get(symbol, ()):
+            for connection in by_symbol.get(symbol, ()):
                 try:
-                    member.offer(symbol, encoded)
+                    connection.offer(symbol, encoded)
                 except Exception:
                     logger.exception("a connection of %s could not take a quote; closing it", self.schema)
-                    self.hub.spawn(member.abort())
+                    self.hub.spawn(connection.abort())
 
 
-async def control_deliver(member: Subscriber, message: dict[str, Any]) -> None:
+async def control_deliver(connection: Connection, message: dict[str, Any]) -> None:
     """One connection handles one control message; if it fails, that connection (only) is closed."""
     try:
-        await member.control(message)
+        await connection.control(message)
     except Exception:
-        logger.exception("a connection of %s failed on a %s message; closing it", member.schema, message.get("type"))
-        await member.abort()
+        logger.exception(
+            "a connection of %s failed on a %s message; closing it", connection.schema, message.get("type")
+        )
+        await connection.abort()
 
 
 class StreamHub:
@@ -136,28 +138,28 @@ class StreamHub:
             asyncio.create_task(self._refresh_leases(), name="hub-leases"),
         ]
 
-    # -- membership ---------------------------------------------------------------------------
-    async def join(self, member: Subscriber) -> None:
-        async with self._room_locks[member.schema]:
-            room = self.rooms.get(member.schema)
+    # -- rooms ---------------------------------------------------------------------------
+    async def join(self, connection: Connection) -> None:
+        async with self._room_locks[connection.schema]:
+            room = self.rooms.get(connection.schema)
             if room is None:
-                room = Room(self, member.schema)
+                room = Room(self, connection.schema)
                 await room.open()
-                self.rooms[member.schema] = room
-            room.members.add(member)
+                self.rooms[connection.schema] = room
+            room.connections.add(connection)
 
-    async def leave(self, member: Subscriber, symbols: Iterable[str]) -> None:
+    async def leave(self, connection: Connection, symbols: Iterable[str]) -> None:
         """Take the connection out of its room (the room closes with its last connection)."""
-        self.unwatch(member, symbols)
-        async with self._room_locks[member.schema]:
-            room = self.rooms.get(member.schema)
-            if room is None or member not in room.members:
+        self.unfollow(connection, symbols)
+        async with self._room_locks[connection.schema]:
+            room = self.rooms.get(connection.schema)
+            if room is None or connection not in room.connections:
                 return
-            room.members.discard(member)
+            room.connections.discard(connection)
             for followers in room.by_symbol.values():
-                followers.discard(member)
-            if not room.members:
-                del self.rooms[member.schema]
+                followers.discard(connection)
+            if not room.connections:
+                del self.rooms[connection.schema]
                 await room.close()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -186,28 +188,28 @@ class StreamHub:
         self.rooms.clear()
 
     def leases(self) -> list[tuple[LeaseKind, str, str]]:
-        return [m.lease for room in self.rooms.values() for m in room.members if m.lease is not None]
+        return [m.lease for room in self.rooms.values() for m in room.connections if m.lease is not None]
 
     # -- symbols ------------------------------------------------------------------------------
-    def watch(self, member: Subscriber, symbols: Iterable[str]) -> None:
-        room = self.rooms.get(member.schema)
-        if room is None or member not in room.members:
-            raise LookupError(f"a connection of {member.schema} watched symbols outside its room")
+    def follow(self, connection: Connection, symbols: Iterable[str]) -> None:
+        room = self.rooms.get(connection.schema)
+        if room is None or connection not in room.connections:
+            raise LookupError(f"a connection of {connection.schema} followed symbols outside its room")
         for symbol in symbols:
-            room.by_symbol[symbol].add(member)
-            self._count(Watch(member.schema, member.delay_minutes, symbol), +1)
+            room.by_symbol[symbol].add(connection)
+            self._count(Watch(connection.schema, connection.delay_minutes, symbol), +1)
 
-    def unwatch(self, member: Subscriber, symbols: Iterable[str], delay_minutes: int | None = None) -> None:
-        room = self.rooms.get(member.schema)
-        delay = member.delay_minutes if delay_minutes is None else delay_minutes
+    def unfollow(self, connection: Connection, symbols: Iterable[str], delay_minutes: int | None = None) -> None:
+        room = self.rooms.get(connection.schema)
+        delay = connection.delay_minutes if delay_minutes is None else delay_minutes
         for symbol in symbols:
             if room is not None:
                 followers = room.by_symbol.get(symbol)
                 if followers is not None:
-                    followers.discard(member)
+                    followers.discard(connection)
                     if not followers:
                         del room.by_symbol[symbol]
-            self._count(Watch(member.schema, delay, symbol), -1)
+            self._count(Watch(connection.schema, delay, symbol), -1)
 
     def _count(self, watch: Watch, step: int) -> None:
         before = self._watch_counts[watch]

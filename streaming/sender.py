@@ -9,7 +9,7 @@ Every sender of a process shares one SendClock:
   frame. A frame costs the same whatever it carries (an ASGI send, the websocket framing, a system
   call), so under load a connection sends one frame per tick with several quotes, instead of one
   frame per quote. One timer serves every sender, and a sender task wakes once per frame;
-- its watch finds sends that stay blocked, so no frame pays for a timer of its own.
+- its patrol finds sends that stay blocked, so no frame pays for a timer of its own.
 """
 
 import asyncio
@@ -28,13 +28,13 @@ WATCH_INTERVAL_SECONDS = 0.25
 
 
 class SendClock:
-    """The frame tick and the blocked-send watch; timers run only while someone needs them."""
+    """The frame tick and the blocked-send patrol; timers run only while someone needs them."""
 
     def __init__(self, frame_interval: float) -> None:
         self.frame_interval = frame_interval
         self._due: list[ConflatingSender] = []
         self._senders: weakref.WeakSet[ConflatingSender] = weakref.WeakSet()
-        self._watch: asyncio.Task[None] | None = None
+        self._patrol: asyncio.Task[None] | None = None
 
     def schedule(self, sender: "ConflatingSender") -> None:
         """Wake `sender` at the next tick (the caller schedules each sender once per tick)."""
@@ -47,15 +47,15 @@ class SendClock:
         for sender in due:
             sender.tick()
 
-    def watch(self, sender: "ConflatingSender") -> None:
+    def track(self, sender: "ConflatingSender") -> None:
         self._senders.add(sender)
-        if self._watch is None or self._watch.done():
-            self._watch = asyncio.create_task(self._watch_blocked_sends(), name="send-clock-watch")
+        if self._patrol is None or self._patrol.done():
+            self._patrol = asyncio.create_task(self._patrol_blocked_sends(), name="send-clock-patrol")
 
-    def unwatch(self, sender: "ConflatingSender") -> None:
+    def untrack(self, sender: "ConflatingSender") -> None:
         self._senders.discard(sender)
 
-    async def _watch_blocked_sends(self) -> None:
+    async def _patrol_blocked_sends(self) -> None:
         loop = asyncio.get_running_loop()
         while self._senders:
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
@@ -90,10 +90,10 @@ class ConflatingSender:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
-        self._clock.watch(self)
+        self._clock.track(self)
 
     async def stop(self) -> None:
-        self._clock.unwatch(self)
+        self._clock.untrack(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,7 +132,7 @@ class ConflatingSender:
         return len(self._pending)
 
     def check_blocked(self, now: float) -> None:
-        """Called by the clock's watch: a send blocked past `slow_after` stops this sender, once."""
+        """Called by the clock's patrol: a send blocked past `slow_after` stops this sender, once."""
         since = self._sending_since
         if since is None or now - since < self._slow_after or self._slow_task is not None:
             return

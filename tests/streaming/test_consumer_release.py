@@ -141,7 +141,7 @@ async def members(committed: Committed, tenant: Tenant, count: int) -> list[Webs
 def break_control(tenant: Tenant, user_id: int, failure: Any) -> None:
     """Make one connection's control handling fail (fault injection into our own consumer)."""
     room = stream_hub().rooms[tenant.schema]
-    [broken] = [m for m in room.members if getattr(m, "user_id", None) == user_id]
+    [broken] = [m for m in room.connections if getattr(m, "user_id", None) == user_id]
     broken.control = failure  # type: ignore[method-assign]
 
 
