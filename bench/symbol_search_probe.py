@@ -113,10 +113,11 @@ def main() -> None:
     from django.db import transaction
     from django.test import Client
 
+    from accounts.services import owner_get_or_create
     from billing.models import Plan
     from symbols.models import Symbol
     from symbols.selectors import symbol_search
-    from tenants.services import organisation_create, owner_get_or_create
+    from tenants.services import organisation_create
 
     rng = random.Random(args.seed)
     directory = list(Symbol.objects.values_list("symbol", "name"))

@@ -5,12 +5,13 @@ from django.db import transaction
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
+from accounts.services import owner_get_or_create
 from billing.models import Plan
 from watchlists.selectors import watchlist_list
 from watchlists.services import watchlist_create
 
 from .models import Organisation
-from .services import organisation_create, owner_get_or_create
+from .services import organisation_create
 
 DEMO_SLUG = "demo"
 DEMO_OWNER_EMAIL = "owner@demo.tickerdeck.test"

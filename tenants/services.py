@@ -1,4 +1,4 @@
-"""Writes for organisations: creation, renaming, deletion, new users, and the log-in hand-off between hosts."""
+"""Writes for organisations: creation, renaming, deletion, and the log-in hand-off between hosts."""
 
 import logging
 import re
@@ -6,14 +6,11 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.contrib.auth import password_validation
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
@@ -67,36 +64,6 @@ def organisation_create(*, name: str, slug: str, owner: User, plan: Plan | None 
         activate_public_schema()
     logger.info("organisation %s created in %.0f ms", slug, (time.perf_counter() - started) * 1000)
     return organisation
-
-
-def owner_get_or_create(*, email: str, password: str) -> User:
-    """The user with this e-mail (whose password must match), or a new one with a valid password."""
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise ValidationError({"email": exc.messages}) from exc
-    user = User.objects.filter(email__iexact=email).first()
-    if user is not None:
-        if not user.check_password(password):
-            raise ValidationError({"password": f"A user {email} already exists and that is not their password."})
-        return user
-    return user_create(email=email, password=password)
-
-
-def user_create(*, email: str, password: str) -> User:
-    """A new user whose e-mail address is known to be theirs (given by staff, or proven by an invitation link).
-
-    Raises ValidationError keyed "password" when the password fails the validators.
-    """
-    email = email.strip().lower()
-    try:
-        password_validation.validate_password(password, user=User(email=email))
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}) from exc
-    user = User.objects.create_user(email=email, password=password)
-    EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
-    return user
 
 
 def organisation_rename(*, actor: Membership, name: str) -> Organisation:

@@ -13,11 +13,12 @@ from django.test.utils import setup_databases, teardown_databases
 from django_tenants.signals import schema_migrated
 
 from accounts.models import User
+from accounts.services import owner_get_or_create
 from billing.models import Plan
 from tenants.db import activate_public_schema, connection_discard
 from tenants.models import Organisation
 from tenants.schema_template import template_schema_sync
-from tenants.services import organisation_create, owner_get_or_create
+from tenants.services import organisation_create
 
 PASSWORD = "correct-horse-battery-staple"
 

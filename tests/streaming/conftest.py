@@ -14,6 +14,7 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
 from accounts.models import User
+from accounts.services import owner_get_or_create
 from accounts.sessions import session_create
 from billing.models import Plan
 from config.asgi import application
@@ -22,7 +23,7 @@ from streaming.hub import stream_hub_close
 from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
-from tenants.services import organisation_create, owner_get_or_create
+from tenants.services import organisation_create
 from tenants.team import membership_remove
 from tests.conftest import PASSWORD, connection_recycle
 

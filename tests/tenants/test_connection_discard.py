@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from accounts.services import owner_get_or_create
 from billing.models import Plan
 from tenants.db import connection_discard
-from tenants.services import organisation_create, owner_get_or_create
+from tenants.services import organisation_create
 from tests.conftest import PASSWORD
 
 

@@ -8,9 +8,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
+from accounts.services import owner_get_or_create
 from billing.models import Plan
 from tenants.models import Organisation
-from tenants.services import organisation_create, owner_get_or_create
+from tenants.services import organisation_create
 from tests.conftest import PASSWORD
 from tests.live import ARTIFACTS, LiveServer, chromium_page, uvicorn_server
 

@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts.services import owner_get_or_create
 from billing.models import Plan
-from tenants.services import organisation_create, owner_get_or_create
+from tenants.services import organisation_create
 
 
 class Command(BaseCommand):
