@@ -102,6 +102,7 @@ SHARED_APPS = [
     "allauth",
     "allauth.account",
     "channels",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -120,6 +121,8 @@ TENANT_LIMIT_SET_CALLS = True
 MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the tenant middleware, so the pages it renders itself (unknown organisation, 503) are covered.
+    "core.csp.CSPMiddleware",
     "tenants.middleware.OrganisationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -147,6 +150,27 @@ TEMPLATES = [
         },
     },
 ]
+
+# ---------------------------------------------------------------------------------------------
+# Content-Security-Policy (django-csp), here so that development and the tests run under it too
+# ---------------------------------------------------------------------------------------------
+# Scripts and styles come from our own static files only: nothing inline, no eval, so injected
+# markup cannot run. connect-src also gets the page's own ws:/wss: origin (core.csp). form-action
+# covers the public host and organisations' hosts because Chromium applies it to the redirects
+# after a form post too: sign-up and log-in on the public host end on the organisation's host.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", f"{BASE_DOMAIN}:*", f"*.{BASE_DOMAIN}:*"],
+    },
+}
 
 # ---------------------------------------------------------------------------------------------
 # Database and channel layer

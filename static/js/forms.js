@@ -1,0 +1,18 @@
+// Form behaviour the templates used to inline (onsubmit="return confirm(…)", onchange="this.form.submit()").
+// The Content-Security-Policy allows scripts from our static files only, so inline handlers would
+// never run: forms say what they need with data attributes instead, and this file does it.
+//   <form data-confirm="Remove …?">   asks before submitting; Cancel keeps the page as it is.
+//   <select data-autosubmit>           submits its form when another option is chosen.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+
+document.addEventListener("change", (event) => {
+  const field = event.target;
+  if (field instanceof HTMLSelectElement && "autosubmit" in field.dataset && field.form) {
+    field.form.submit();
+  }
+});
