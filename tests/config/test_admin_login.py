@@ -1,9 +1,11 @@
 """Staff log in to the admin through allauth, so its rate limits guard the admin too."""
 
+import re
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.core import mail
+from django.test import Client, override_settings
 
 from accounts.models import User
 from tests.conftest import PASSWORD, host_client
@@ -97,3 +99,20 @@ def test_failed_log_ins_on_organisation_hosts_count_against_the_same_account(
 
     assert "Too many failed login attempts" in refused.content.decode()
     assert not is_logged_in(public_client)
+
+
+def test_with_mandatory_verification_staff_confirm_their_address_once_then_reach_the_admin(
+    public_client: Client, staff: User
+) -> None:
+    """A `createsuperuser` account has no confirmed address yet: the first log-in mails a link first."""
+    with override_settings(ACCOUNT_EMAIL_VERIFICATION="mandatory"):
+        first = public_client.post("/accounts/login/?next=/admin/", {"login": STAFF_EMAIL, "password": PASSWORD})
+        link = re.search(r"http://localhost(/accounts/confirm-email/[^/\s]+/)", str(mail.outbox[-1].body))
+        assert link is not None
+        public_client.post(link.group(1))
+        second = public_client.post("/accounts/login/?next=/admin/", {"login": STAFF_EMAIL, "password": PASSWORD})
+
+    assert first["Location"] == "/accounts/confirm-email/"
+    assert mail.outbox[-1].to == [STAFF_EMAIL]
+    assert second["Location"] == "/admin/"
+    assert public_client.get("/admin/").status_code == 200
