@@ -13,7 +13,7 @@ from typing import Any
 from streaming.services import organisations_notify_plan_changed
 from tenants.models import Organisation
 
-from .models import LIMIT_FIELDS, Plan
+from .models import LIMIT_FIELDS, Plan, data_label
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class PlanLimits:
     @property
     def data_label(self) -> str:
         """How fresh the quotes are, for people."""
-        return "Realtime" if self.realtime else f"{self.delay_minutes} min delayed"
+        return data_label(realtime=self.realtime, delay_minutes=self.delay_minutes)
 
     def as_dict(self, symbols: int) -> dict[str, Any]:
         """The `limits` object of the websocket protocol."""

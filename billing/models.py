@@ -54,8 +54,8 @@ class Plan(models.Model):
     @property
     def data_label(self) -> str:
         """How fresh this plan's quotes are, for people."""
-        return "Realtime" if self.realtime else f"{self.delay_minutes} min delayed"
+        return data_label(realtime=self.realtime, delay_minutes=self.delay_minutes)
 
-    @property
-    def effective_delay_minutes(self) -> int:
-        return 0 if self.realtime else self.delay_minutes
+
+def data_label(*, realtime: bool, delay_minutes: int) -> str:
+    return "Realtime" if realtime else f"{delay_minutes} min delayed"

@@ -19,11 +19,3 @@ def quotes_group(schema_name: str) -> str:
 def control_group(schema_name: str) -> str:
     """The organisation's control group: plan changes, watchlist edits, widget revocations."""
     return f"t.{_checked(schema_name)}.control"
-
-
-def schema_of_group(group: str) -> str:
-    """The schema a group belongs to (inverse of the builders above)."""
-    prefix, schema_name, _kind = group.split(".", 2)
-    if prefix != "t":
-        raise ValueError(f"not a tenant group: {group!r}")
-    return _checked(schema_name)

@@ -8,7 +8,7 @@ from channels.layers import BaseChannelLayer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streaming.groups import control_group, quotes_group, schema_of_group
+from streaming.groups import control_group, quotes_group
 
 # The schema names groups.py accepts (PostgreSQL identifiers: at most 63 bytes, lower case).
 VALID_SCHEMA = r"[a-z_][a-z0-9_]{0,62}"
@@ -33,11 +33,6 @@ def test_quotes_and_control_groups_never_collide(first: str, second: str) -> Non
     assert quotes_group(first) != control_group(first)
 
 
-@given(schema=schemas, builder=builders)
-def test_schema_of_group_inverts_both_builders(schema: str, builder: Callable[[str], str]) -> None:
-    assert schema_of_group(builder(schema)) == schema
-
-
 @given(schema=schemas)
 def test_group_names_follow_the_spec_form_and_the_channel_layer_accepts_them(schema: str) -> None:
     assert re.fullmatch(rf"t\.{re.escape(schema)}\.q", quotes_group(schema))
@@ -49,7 +44,6 @@ def test_group_names_follow_the_spec_form_and_the_channel_layer_accepts_them(sch
 def test_known_names() -> None:
     assert quotes_group("org_acme") == "t.org_acme.q"
     assert control_group("org_acme") == "t.org_acme.control"
-    assert schema_of_group("t.org_acme.q") == "org_acme"
 
 
 INVALID_SCHEMAS = [
@@ -92,12 +86,3 @@ invalid_schemas = st.one_of(
 def test_no_invalid_schema_name_yields_a_group(schema: str, builder: Callable[[str], str]) -> None:
     with pytest.raises(ValueError, match="not a tenant schema name"):
         builder(schema)
-
-
-@pytest.mark.parametrize(
-    "group",
-    ["", "t", "t.org_a", "x.org_a.q", "T.org_a.q", "t..q", "t.Org.q", "feed.watches", "t.org\n.q"],
-)
-def test_schema_of_group_refuses_what_no_builder_makes(group: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 (the message varies: unpacking, prefix or schema)
-        schema_of_group(group)
