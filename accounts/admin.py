@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenants.admin import MembershipInline, NotifyRemovedMembershipsMixin
-from tenants.services import user_staff_delete
+from tenants.services.organisations import user_staff_delete
 
 from .models import User
 

@@ -117,7 +117,7 @@ def main() -> None:
     from billing.models import Plan
     from symbols.models import Symbol
     from symbols.selectors import symbol_search
-    from tenants.services import organisation_create
+    from tenants.services.organisations import organisation_create
 
     rng = random.Random(args.seed)
     directory = list(Symbol.objects.values_list("symbol", "name"))

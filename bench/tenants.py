@@ -26,7 +26,7 @@ def organisations_create(created: Organisations, *, count: int, run_id: str, max
     from accounts.services import owner_get_or_create
     from accounts.sessions import session_create
     from billing.models import Plan
-    from tenants.services import organisation_create
+    from tenants.services.organisations import organisation_create
 
     plan = Plan.objects.create(name=f"Bench {run_id}", slug=f"bench-{run_id}", max_symbols_per_stream=30,
                                max_streams=max_streams, realtime=True, delay_minutes=0, is_public=False)  # fmt: skip

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from billing.services import organisation_billing_save
 
 from .models import Domain, Invitation, Membership, Organisation
-from .services import memberships_staff_removed, organisation_staff_delete
+from .services.organisations import memberships_staff_removed, organisation_staff_delete
 
 
 class NotifyRemovedMembershipsMixin:

@@ -11,7 +11,7 @@ from watchlists.selectors import watchlist_list
 from watchlists.services import watchlist_create
 
 from .models import Organisation
-from .services import organisation_create
+from .services.organisations import organisation_create
 
 DEMO_SLUG = "demo"
 DEMO_OWNER_EMAIL = "owner@demo.tickerdeck.test"

@@ -1,6 +1,6 @@
 """Forms of the tenants app: organisation sign-up, invitations, and organisation settings.
 
-They parse input only; the services in tenants/services.py and tenants/team.py decide.
+They parse input only; the services in tenants/services/ decide.
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from .models import Organisation, Role
-from .services import organisation_create
+from .services.organisations import organisation_create
 from .validators import SUBDOMAIN_MAX, validate_organisation_name, validate_subdomain
 
 

@@ -19,7 +19,7 @@ from .forms import OrganisationSignupForm, form_add_errors
 from .models import Organisation
 from .notices import notice_from_request
 from .selectors import membership_list_for_user, organisation_url
-from .services import handoff_token_create, handoff_token_user
+from .services.handoff import handoff_token_create, handoff_token_user
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from .models import Role
 from .notices import Notice, notice_url
 from .roles import organisation_settings_check_allowed
 from .selectors import public_url
-from .services import organisation_delete, organisation_rename
+from .services.organisations import organisation_delete, organisation_rename
 
 
 def _settings_page(

@@ -26,7 +26,7 @@ from .selectors import (
     public_url,
     user_exists,
 )
-from .team import (
+from .services.team import (
     InvitationError,
     InvitationNotSentError,
     invitation_accept,

@@ -18,7 +18,7 @@ from billing.models import Plan
 from tenants.db import activate_public_schema, connection_discard
 from tenants.models import Organisation
 from tenants.schema_template import template_schema_sync
-from tenants.services import organisation_create
+from tenants.services.organisations import organisation_create
 
 PASSWORD = "correct-horse-battery-staple"
 

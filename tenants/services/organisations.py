@@ -1,15 +1,10 @@
-"""Writes for organisations: creation, renaming, deletion, and the log-in hand-off between hosts."""
+"""Writes for organisations: creation, renaming, deletion, and staff deletions in the admin."""
 
 import logging
-import re
-import secrets
 import time
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.core import signing
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
@@ -17,17 +12,12 @@ from accounts.models import User
 from billing.models import Plan
 from billing.selectors import plan_get_default
 from streaming.services import member_notify_removed, organisation_notify_deleted
-
-from .db import activate_public_schema, connection_discard
-from .models import Domain, Membership, Organisation, Role
-from .roles import organisation_settings_check_allowed
-from .validators import parse_id, schema_name_for, validate_organisation_name, validate_subdomain
+from tenants.db import activate_public_schema, connection_discard
+from tenants.models import Domain, Membership, Organisation, Role
+from tenants.roles import organisation_settings_check_allowed
+from tenants.validators import schema_name_for, validate_organisation_name, validate_subdomain
 
 logger = logging.getLogger(__name__)
-
-HANDOFF_SALT = "tenants.handoff"
-HANDOFF_MAX_AGE_SECONDS = 60
-_HANDOFF_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 
 
 def organisation_create(*, name: str, slug: str, owner: User, plan: Plan | None = None) -> Organisation:
@@ -135,44 +125,3 @@ def user_staff_delete(*, user: User) -> None:
         memberships = list(user.memberships.select_related("organisation"))
         user.delete()
         memberships_staff_removed(memberships=memberships)
-
-
-def handoff_token_create(*, user: AbstractBaseUser, organisation: Organisation) -> str:
-    """A signed token that logs `user` in on the organisation's host once, within a minute.
-
-    Session cookies are host-only, so the public host hands the session over with this token. Its
-    random nonce is also kept in the cache, under a key that binds it to the user and organisation,
-    and using the token deletes that key: the signature alone (the key once leaked) opens nothing.
-    """
-    nonce = secrets.token_urlsafe(24)
-    cache.set(
-        _handoff_cache_key(user_id=user.pk, organisation_id=organisation.pk, nonce=nonce), 1, HANDOFF_MAX_AGE_SECONDS
-    )
-    payload = {"u": user.pk, "o": organisation.pk, "n": nonce}
-    return signing.dumps(payload, salt=HANDOFF_SALT, compress=True)
-
-
-def handoff_token_user(*, token: str, organisation: Organisation) -> User | None:
-    """The member that a valid, unused, unexpired hand-off token names for this organisation; the token is used up."""
-    try:
-        payload = signing.loads(token, salt=HANDOFF_SALT, max_age=HANDOFF_MAX_AGE_SECONDS)
-    except signing.BadSignature:
-        return None
-    if not isinstance(payload, dict):
-        return None
-    user_id, nonce = parse_id(payload.get("u")), payload.get("n")
-    if user_id is None or parse_id(payload.get("o")) != organisation.pk:
-        return None
-    if not isinstance(nonce, str) or not _HANDOFF_NONCE_RE.fullmatch(nonce):
-        return None
-    # delete() is atomic and says whether the key was there: of two requests racing, one wins.
-    if not cache.delete(_handoff_cache_key(user_id=user_id, organisation_id=organisation.pk, nonce=nonce)):
-        return None
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None or not Membership.objects.filter(user=user, organisation=organisation).exists():
-        return None
-    return user
-
-
-def _handoff_cache_key(*, user_id: int, organisation_id: int, nonce: str) -> str:
-    return f"tenants.handoff.{user_id}.{organisation_id}.{nonce}"

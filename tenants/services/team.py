@@ -21,10 +21,9 @@ from django.utils.crypto import constant_time_compare
 from accounts.models import User
 from accounts.services import user_create
 from streaming.services import member_notify_removed
-
-from .models import Invitation, Membership, Organisation, Role
-from .roles import admin_required, invitation_check_allowed, membership_can_manage, roles_grantable
-from .validators import parse_id
+from tenants.models import Invitation, Membership, Organisation, Role
+from tenants.roles import admin_required, invitation_check_allowed, membership_can_manage, roles_grantable
+from tenants.validators import parse_id
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from streaming.hub import stream_hub_close
 from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
-from tenants.services import organisation_create
-from tenants.team import membership_remove
+from tenants.services.organisations import organisation_create
+from tenants.services.team import membership_remove
 from tests.conftest import PASSWORD, connection_recycle
 
 

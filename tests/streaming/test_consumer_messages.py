@@ -10,7 +10,7 @@ from billing.models import Plan
 from billing.services import organisation_billing_save, plan_save
 from streaming.feed import Feed
 from tenants.db import activate_public_schema, activate_schema
-from tenants.services import organisation_rename
+from tenants.services.organisations import organisation_rename
 from tests.streaming.conftest import (
     Committed,
     Tenant,

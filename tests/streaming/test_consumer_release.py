@@ -17,7 +17,7 @@ from config.asgi import application
 from streaming.feed import Feed
 from streaming.hub import stream_hub
 from streaming.state import LeaseKind, stream_state
-from tenants.services import organisation_staff_delete
+from tenants.services.organisations import organisation_staff_delete
 from tests.streaming.conftest import (
     Committed,
     Tenant,

@@ -9,7 +9,7 @@ from django.db import connection
 from accounts.services import owner_get_or_create
 from billing.models import Plan
 from tenants.db import connection_discard
-from tenants.services import organisation_create
+from tenants.services.organisations import organisation_create
 from tests.conftest import PASSWORD
 
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tenants import services
-from tenants.services import handoff_token_create
+from tenants.services import handoff
+from tenants.services.handoff import handoff_token_create
 from tests.conftest import host_client
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_a_handoff_link_works_once(acme: Any) -> None:
 
 def test_a_handoff_link_expires(acme: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     token = handoff_token_create(user=acme.memberships.get().user, organisation=acme)
-    monkeypatch.setattr(services, "HANDOFF_MAX_AGE_SECONDS", -1)
+    monkeypatch.setattr(handoff, "HANDOFF_MAX_AGE_SECONDS", -1)
 
     assert use(host_client("acme.localhost"), token) == 400
 

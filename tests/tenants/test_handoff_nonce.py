@@ -8,7 +8,7 @@ from django.test import Client
 
 from accounts.models import User
 from tenants.models import Organisation
-from tenants.services import HANDOFF_SALT, handoff_token_create, handoff_token_user
+from tenants.services.handoff import HANDOFF_SALT, handoff_token_create, handoff_token_user
 from tests.conftest import host_client
 
 pytestmark = pytest.mark.django_db

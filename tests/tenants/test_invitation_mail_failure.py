@@ -12,7 +12,7 @@ from django.core.mail.message import EmailMessage
 from django.test import override_settings
 
 from tenants.models import Invitation, Membership, Organisation
-from tenants.team import InvitationNotSentError, invitation_create
+from tenants.services.team import InvitationNotSentError, invitation_create
 from tests.tenants.conftest import Team, member_client, messages_of
 
 pytestmark = pytest.mark.django_db

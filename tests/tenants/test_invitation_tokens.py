@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from tenants.models import Invitation, Membership
-from tenants.team import INVITATION_SALT, invitation_create, invitation_token_create
+from tenants.services.team import INVITATION_SALT, invitation_create, invitation_token_create
 from tests.conftest import host_client
 from tests.tenants.conftest import Team
 

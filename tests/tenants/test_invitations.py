@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from tenants import team as team_services
 from tenants.models import Invitation, Membership, Organisation, Role
-from tenants.team import InvitationError, invitation_accept, invitation_create, invitation_token_create
+from tenants.services import team as team_services
+from tenants.services.team import InvitationError, invitation_accept, invitation_create, invitation_token_create
 from tests.conftest import PASSWORD, host_client
 from tests.tenants.conftest import Team, member_client, messages_of
 

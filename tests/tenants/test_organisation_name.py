@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from tenants.models import Organisation
-from tenants.services import organisation_create, organisation_rename
+from tenants.services.organisations import organisation_create, organisation_rename
 from tests.conftest import PASSWORD, host_client
 from tests.tenants.conftest import Team, member_client
 

@@ -6,7 +6,7 @@ from django_tenants.utils import schema_exists
 
 from tenants.models import Domain, Invitation, Membership, Organisation
 from tenants.notices import NOTICE_PARAM
-from tenants.services import organisation_delete, organisation_rename
+from tenants.services.organisations import organisation_delete, organisation_rename
 from tests.conftest import host_client
 from tests.tenants.conftest import Team, member_client, messages_of
 

@@ -6,8 +6,8 @@ import pytest
 from django.core import signing
 
 from tenants.models import Invitation, Membership
-from tenants.services import HANDOFF_SALT
-from tenants.team import INVITATION_SALT
+from tenants.services.handoff import HANDOFF_SALT
+from tenants.services.team import INVITATION_SALT
 from tenants.validators import parse_id
 from tests.conftest import host_client
 from tests.tenants.conftest import Team, member_client, role_of

@@ -7,7 +7,7 @@ from django.test import Client
 from tenants.models import Membership, Role
 from tenants.notices import NOTICE_PARAM
 from tenants.roles import membership_can_manage, roles_grantable
-from tenants.team import membership_leave, membership_remove, membership_role_change
+from tenants.services.team import membership_leave, membership_remove, membership_role_change
 from tests.conftest import host_client
 from tests.tenants.conftest import Team, member_client, messages_of, role_of
 

@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.services import owner_get_or_create
 from billing.models import Plan
 from tenants.models import Organisation
-from tenants.services import organisation_create
+from tenants.services.organisations import organisation_create
 from tests.conftest import PASSWORD
 from tests.live import ARTIFACTS, LiveServer, chromium_page, uvicorn_server
 

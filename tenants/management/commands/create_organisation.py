@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.services import owner_get_or_create
 from billing.models import Plan
-from tenants.services import organisation_create
+from tenants.services.organisations import organisation_create
 
 
 class Command(BaseCommand):
