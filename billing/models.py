@@ -27,6 +27,7 @@ class Plan(models.Model):
         max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
     )
     stripe_price_id = models.CharField(max_length=120, blank=True, db_index=True)
+    stripe_product_id = models.CharField(max_length=120, blank=True, help_text="Set by sync_stripe_plans.")
     max_symbols_per_stream = models.PositiveIntegerField(default=5)
     max_streams = models.PositiveIntegerField(default=2, help_text="Concurrent signed-in websocket connections.")
     max_watchlists = models.PositiveIntegerField(default=1)
