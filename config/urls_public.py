@@ -4,10 +4,10 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from billing.views import pricing
+from billing.views import pricing, stripe_webhook
 from core.views import landing
-from tenants.views import SignupView, organisation_list, organisation_open
-from tenants.views_team import invitation
+from tenants.views.organisations import SignupView, organisation_list, organisation_open
+from tenants.views.team import invitation
 
 admin.site.site_header = "Tickerdeck staff"
 admin.site.site_title = "Tickerdeck staff"
@@ -15,6 +15,7 @@ admin.site.site_title = "Tickerdeck staff"
 urlpatterns = [
     path("", landing, name="landing"),
     path("pricing/", pricing, name="pricing"),
+    path("billing/webhook/", stripe_webhook, name="stripe_webhook"),
     path("signup/", SignupView.as_view(), name="signup"),
     path("accounts/signup/", SignupView.as_view(), name="account_signup"),
     path("accounts/", include("allauth.urls")),

@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from dashboard.views import dashboard
 from symbols.views import symbol_search
-from tenants.views import handoff
+from tenants.views.organisations import handoff
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),

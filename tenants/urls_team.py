@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from .views_settings import organisation_delete_view, organisation_settings
-from .views_team import invitation_withdraw, member_invite, member_leave, member_remove, member_role, members
+from .views.settings import organisation_delete_view, organisation_settings
+from .views.team import invitation_withdraw, member_invite, member_leave, member_remove, member_role, members
 
 urlpatterns = [
     path("members/", members, name="members"),

@@ -7,13 +7,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .forms import OrganisationDeleteForm, OrganisationRenameForm, form_add_errors
-from .middleware import request_membership
-from .models import Role
-from .notices import Notice, notice_url
-from .roles import organisation_settings_check_allowed
-from .selectors import public_url
-from .services.organisations import organisation_delete, organisation_rename
+from tenants.forms import OrganisationDeleteForm, OrganisationRenameForm, form_add_errors
+from tenants.middleware import request_membership
+from tenants.models import Role
+from tenants.notices import Notice, notice_url
+from tenants.roles import organisation_settings_check_allowed
+from tenants.selectors import public_url
+from tenants.services.organisations import organisation_delete, organisation_rename
 
 
 def _settings_page(

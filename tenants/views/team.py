@@ -11,13 +11,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-
-from .forms import InvitationForm, InvitationSignupForm, form_add_errors
-from .middleware import request_membership
-from .models import Invitation, Membership, Role
-from .notices import Notice, notice_url
-from .roles import invitation_check_allowed, roles_grantable
-from .selectors import (
+from tenants.forms import InvitationForm, InvitationSignupForm, form_add_errors
+from tenants.middleware import request_membership
+from tenants.models import Invitation, Membership, Role
+from tenants.notices import Notice, notice_url
+from tenants.roles import invitation_check_allowed, roles_grantable
+from tenants.selectors import (
     invitation_get_in_organisation,
     invitation_list_pending,
     member_rows,
@@ -26,7 +25,7 @@ from .selectors import (
     public_url,
     user_exists,
 )
-from .services.team import (
+from tenants.services.team import (
     InvitationError,
     InvitationNotSentError,
     invitation_accept,

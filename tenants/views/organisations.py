@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .forms import OrganisationSignupForm, form_add_errors
-from .models import Organisation
-from .notices import notice_from_request
-from .selectors import membership_list_for_user, organisation_url
-from .services.handoff import handoff_token_create, handoff_token_user
+from tenants.forms import OrganisationSignupForm, form_add_errors
+from tenants.models import Organisation
+from tenants.notices import notice_from_request
+from tenants.selectors import membership_list_for_user, organisation_url
+from tenants.services.handoff import handoff_token_create, handoff_token_user
 
 logger = logging.getLogger(__name__)
 
