@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifespan="off",
         access_log=False,
         log_level=args.log_level,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto are believed only from the proxies the operator names; uvicorn's own
+        # default would trust any loopback peer.
+        proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")),
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS") or None,
     )
     logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
     gc_tune()
