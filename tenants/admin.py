@@ -5,10 +5,12 @@ from django.db.models import Count, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
+from accounts.admin import UserAdmin
+from accounts.models import User
 from billing.services import organisation_billing_save
 
 from .models import Domain, Invitation, Membership, Organisation
-from .services.organisations import memberships_staff_removed, organisation_staff_delete
+from .services.organisations import memberships_staff_removed, organisation_staff_delete, user_staff_delete
 
 
 class NotifyRemovedMembershipsMixin:
@@ -69,6 +71,24 @@ class OrganisationAdmin(NotifyRemovedMembershipsMixin, admin.ModelAdmin[Organisa
     def primary_domain(self, obj: Organisation) -> str:
         primary = [d.domain for d in obj.domains.all() if d.is_primary]
         return primary[0] if primary else "—"
+
+
+class UserMembershipsAdmin(NotifyRemovedMembershipsMixin, UserAdmin):
+    """Staff view of users, with the organisations each belongs to; a deleted user's open streams close."""
+
+    inlines = (MembershipInline,)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_staff_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_staff_delete(user=user)
+
+
+# accounts registers the user admin without memberships, which it does not know about.
+admin.site.unregister(User)
+admin.site.register(User, UserMembershipsAdmin)
 
 
 @admin.register(Membership)

@@ -1,4 +1,4 @@
-"""Forms of the tenants app: organisation sign-up, invitations, and organisation settings.
+"""Forms of the tenants app: organisation sign-up and log-in, invitations, and organisation settings.
 
 They parse input only; the services in tenants/services/ decide.
 """
@@ -6,7 +6,7 @@ They parse input only; the services in tenants/services/ decide.
 from collections.abc import Sequence
 from typing import Any
 
-from allauth.account.forms import SignupForm
+from allauth.account.forms import LoginForm, SignupForm
 from django import forms
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from .models import Organisation, Role
+from .selectors import membership_get
 from .services.organisations import organisation_create
 from .validators import SUBDOMAIN_MAX, validate_organisation_name, validate_subdomain
 
@@ -56,6 +57,25 @@ class OrganisationSignupForm(SignupForm):
                 owner=user,
             )
         return user
+
+
+class OrganisationLoginForm(LoginForm):
+    """allauth's log-in that, on an organisation's host, admits that organisation's members only."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        organisation = getattr(self.request, "organisation", None)
+        user = getattr(self, "user", None)
+        if self.errors or organisation is None or user is None:
+            return cleaned
+        if membership_get(user=user, organisation=organisation) is None:
+            raise forms.ValidationError(
+                "This account is not a member of %(name)s. Log in on the main site to reach your own "
+                "organisations, or ask an admin of %(name)s for an invitation.",
+                code="not_member",
+                params={"name": organisation.name},
+            )
+        return cleaned
 
 
 class InvitationForm(forms.Form):

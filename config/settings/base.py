@@ -259,9 +259,9 @@ ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", EMAIL_VERI
 # organisation. allauth does this only for the session that signed up, so a leaked link signs
 # nobody in; confirmed elsewhere, the owner logs in (AccountAdapter says where to go next).
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_ADAPTER = "tenants.adapter.AccountAdapter"
 ACCOUNT_FORMS = {
-    "login": "accounts.forms.OrganisationLoginForm",
+    "login": "tenants.forms.OrganisationLoginForm",
     "signup": "tenants.forms.OrganisationSignupForm",
 }
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"

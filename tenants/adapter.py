@@ -1,4 +1,4 @@
-"""allauth hooks: sign-up happens on the public host only (it creates an organisation)."""
+"""allauth hooks for many hosts: sign-up and e-mail confirmation on the public host, one log-in limit per account."""
 
 from typing import Any
 from urllib.parse import urlencode
@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 
-from tenants.selectors import membership_list_for_user, public_url
+from .selectors import membership_list_for_user, public_url
 
 
 def public_path(name: str, *args: str) -> str:
@@ -19,6 +19,8 @@ def public_path(name: str, *args: str) -> str:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    """allauth's adapter, aware of the public host and organisations' hosts (ACCOUNT_ADAPTER)."""
+
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return getattr(request, "organisation", None) is None
 
