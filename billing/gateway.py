@@ -57,6 +57,16 @@ class StripeSubscription:
     customer_id: str
     status: str
     price_id: str
+    product_id: str
+
+
+@dataclass(frozen=True)
+class StripeInvoice:
+    id: str
+    customer_id: str
+    subscription_id: str
+    amount: int  # paid (invoice.paid) or due (payment failed), in the currency's minor unit
+    currency: str
 
 
 @lru_cache(maxsize=4)
@@ -168,13 +178,33 @@ def subscription_of(data: Mapping[str, Any]) -> StripeSubscription:
     items = (data.get("items") or {}).get("data") or []
     item = items[0] if items else {}
     price = item.get("price") or item.get("plan") or data.get("plan") or {}
-    customer = data.get("customer") or ""
+    price = price if isinstance(price, Mapping) else {"id": price}
     return StripeSubscription(
         id=str(data["id"]),
-        customer_id=str(customer if isinstance(customer, str) else customer.get("id", "")),
+        customer_id=id_of(data.get("customer")),
         status=str(data.get("status") or ""),
-        price_id=str(price.get("id", "") if isinstance(price, Mapping) else price),
+        price_id=id_of(price),
+        product_id=id_of(price.get("product")),
     )
+
+
+def invoice_of(data: Mapping[str, Any], *, paid: bool) -> StripeInvoice:
+    """Read an invoice object as Stripe sends it in an event."""
+    amount = data.get("amount_paid" if paid else "amount_due") or 0
+    return StripeInvoice(
+        id=str(data["id"]),
+        customer_id=id_of(data.get("customer")),
+        subscription_id=id_of(data.get("subscription")),
+        amount=int(amount),
+        currency=str(data.get("currency") or ""),
+    )
+
+
+def id_of(value: object) -> str:
+    """An expandable field's id, whether Stripe sent the id or the object."""
+    if isinstance(value, Mapping):
+        return str(value.get("id") or "")
+    return str(value or "")
 
 
 def subscription_retrieve(*, subscription_id: str) -> StripeSubscription | None:

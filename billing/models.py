@@ -60,3 +60,61 @@ class Plan(models.Model):
 
 def data_label(*, realtime: bool, delay_minutes: int) -> str:
     return "Realtime" if realtime else f"{delay_minutes} min delayed"
+
+
+class BillingAccount(models.Model):
+    """What billing knows of an organisation's Stripe subscription beyond its plan and standing."""
+
+    organisation = models.OneToOneField("tenants.Organisation", on_delete=models.CASCADE, related_name="billing")
+    # Stripe's time of the newest event whose subscription state was applied: an older event that
+    # arrives later (Stripe does not promise order) changes nothing.
+    subscription_event_at = models.DateTimeField(null=True, blank=True)
+    stripe_status = models.CharField(max_length=30, blank=True, help_text="The subscription's status at Stripe.")
+    grace_expiry_sent = models.BooleanField(default=False, help_text="Open streams were told the grace ended.")
+
+    def __str__(self) -> str:
+        return f"Billing of {self.organisation_id}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe event, stored in the same transaction as its effect: each id is processed once."""
+
+    id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100)
+    created_at_stripe = models.DateTimeField()
+    received = models.DateTimeField(auto_now_add=True)
+    organisation = models.ForeignKey(
+        "tenants.Organisation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("-received",)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}: {self.outcome}"
+
+
+class BillingHistoryKind(models.TextChoices):
+    CHECKOUT = "checkout", "Checkout"
+    PLAN = "plan", "Plan changed"
+    STANDING = "standing", "Subscription status"
+    PAYMENT = "payment", "Payment"
+    PAYMENT_FAILED = "payment_failed", "Payment failed"
+
+
+class BillingHistory(models.Model):
+    """One line of an organisation's billing history, as its billing page shows it."""
+
+    organisation = models.ForeignKey("tenants.Organisation", on_delete=models.CASCADE, related_name="billing_history")
+    created = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=20, choices=BillingHistoryKind.choices)
+    description = models.CharField(max_length=300)
+    stripe_event_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+        verbose_name_plural = "billing history"
+
+    def __str__(self) -> str:
+        return self.description

@@ -194,7 +194,7 @@ def standing_refusal_of(name: str, status: str, grace_until: datetime | None) ->
         CloseCode.PAYMENT_REQUIRED,
         "payment_required",
         f"The subscription of {name} is {SubscriptionStatus(status).label.lower()}; "
-        "an owner or admin can settle it on the billing page.",
+        "an owner or admin can settle it on this organisation's billing page, /billing/.",
     )
 
 

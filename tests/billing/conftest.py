@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from pytest_django.fixtures import Settings
@@ -29,11 +29,14 @@ class LocalStripe:
 
     url: str
 
-    def post(self, path: str, fields: dict[str, str]) -> None:
-        data = "&".join(f"{k}={v}" for k, v in fields.items()).encode()
-        request = urllib.request.Request(self.url + path, data=data, method="POST")  # noqa: S310 (loopback)
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (loopback)
-            pass
+    def post(self, path: str, fields: dict[str, str], method: str = "POST") -> dict[str, Any]:
+        """A form-encoded request to Stripe's API, as a Stripe user (or Stripe's dashboard) would send."""
+        data = urlencode(fields).encode() if fields else None
+        headers = {"Authorization": f"Bearer {SECRET_KEY}"}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback)
+            body = response.read()
+        return dict(json.loads(body)) if body else {}
 
     def send_webhooks_to(self, url: str, name: str = "tickerdeck") -> None:
         """localstripe signs and POSTs every event it makes to `url` (one second after the event)."""
