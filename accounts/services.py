@@ -3,18 +3,14 @@
 from allauth.account.models import EmailAddress
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 
 from .models import User
+from .validators import email_clean
 
 
 def owner_get_or_create(*, email: str, password: str) -> User:
     """The user with this e-mail (whose password must match), or a new one with a valid password."""
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise ValidationError({"email": exc.messages}) from exc
+    email = email_clean(email)
     user = User.objects.filter(email__iexact=email).first()
     if user is not None:
         if not user.check_password(password):

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import BadHeaderError, send_mail
-from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
 from accounts.services import user_create
+from accounts.validators import email_clean
 from streaming.services import member_notify_removed
 from tenants.models import Invitation, Membership, Organisation, Role
 from tenants.roles import admin_required, invitation_check_allowed, membership_can_manage, roles_grantable
@@ -76,11 +76,7 @@ def invitation_create(*, actor: Membership, email: str, role: str, public_base_u
     grantable = roles_grantable(actor=actor)
     if role not in grantable:
         raise PermissionDenied("Only owners can invite someone as an owner.")
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise ValidationError({"email": exc.messages}) from exc
+    email = email_clean(email)
 
     with transaction.atomic():
         _organisation_lock(organisation)
@@ -256,11 +252,10 @@ def membership_role_change(*, actor: Membership, target: Membership, role: str) 
     if role not in Role.values:
         raise ValidationError(f"“{role}” is not a role; choose owner, admin or member.")
     with transaction.atomic():
-        actor, target = _team_lock(actor=actor, target=target)
+        actor, target = _team_lock_to_manage(
+            actor=actor, target=target, action="change roles in", refusal="Only owners can change an owner's role."
+        )
         organisation = actor.organisation
-        admin_required(actor=actor, action=f"change roles in {organisation.name}")
-        if not membership_can_manage(actor=actor, target=target):
-            raise PermissionDenied("Only owners can change an owner's role.")
         if role not in roles_grantable(actor=actor):
             raise PermissionDenied("Only owners can make someone an owner.")
         if target.role == role:
@@ -281,11 +276,10 @@ def membership_remove(*, actor: Membership, target: Membership) -> None:
     if target.pk == actor.pk:
         raise ValidationError("To remove yourself, use “Leave organisation”.")
     with transaction.atomic():
-        actor, target = _team_lock(actor=actor, target=target)
+        actor, target = _team_lock_to_manage(
+            actor=actor, target=target, action="remove members of", refusal="Only owners can remove an owner."
+        )
         organisation = actor.organisation
-        admin_required(actor=actor, action=f"remove members of {organisation.name}")
-        if not membership_can_manage(actor=actor, target=target):
-            raise PermissionDenied("Only owners can remove an owner.")
         target.delete()
         member_notify_removed(schema_name=organisation.schema_name, user_id=target.user_id)
     logger.info("%s removed %s from %s", actor.user, target.user, organisation.slug)
@@ -327,6 +321,17 @@ def _team_lock(*, actor: Membership, target: Membership) -> tuple[Membership, Me
     if target.pk not in current:
         raise ValidationError(f"{target.user.email} is no longer a member of {actor.organisation.name}.")
     return current[actor.pk], current[target.pk]
+
+
+def _team_lock_to_manage(
+    *, actor: Membership, target: Membership, action: str, refusal: str
+) -> tuple[Membership, Membership]:
+    """Lock the team; refuse unless the actor is an admin (else `action`) who may manage the target (else `refusal`)."""
+    actor, target = _team_lock(actor=actor, target=target)
+    admin_required(actor=actor, action=f"{action} {actor.organisation.name}")
+    if not membership_can_manage(actor=actor, target=target):
+        raise PermissionDenied(refusal)
+    return actor, target
 
 
 def _last_owner_check(owner: Membership, message: str) -> None:
