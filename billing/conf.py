@@ -1,6 +1,7 @@
 """Billing's settings, read from django.conf.settings each time they are used (never at import)."""
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -32,6 +33,15 @@ class BillingSettings:
     def payment_grace(self) -> timedelta:
         """How long a past-due organisation keeps streaming before 4402 (SPEC default: 7 days)."""
         return timedelta(days=float(getattr(settings, "BILLING_PAYMENT_GRACE_DAYS", 7)))
+
+    @property
+    def redirect_origins(self) -> list[str]:
+        """Where our forms' redirects lead (Checkout, the Portal): CSP form-action must name them."""
+        origins = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+        parts = urlsplit(self.stripe_api_base)
+        if parts.scheme and parts.netloc:  # a local fake answers sessions whose pages it serves itself
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+        return origins
 
     @property
     def is_configured(self) -> bool:

@@ -82,11 +82,12 @@ def _client() -> stripe.StripeClient:
     return _client_for(billing_settings.stripe_secret_key, billing_settings.stripe_api_base)
 
 
-def _call(what: str, request: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(what: str, request: Any, *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+    """One request; GatewayError if it fails (None for a 404 when `missing_ok`: a read of a gone object)."""
     try:
         return request(*args, **kwargs)
     except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404:
+        if missing_ok and exc.http_status == 404:
             return None
         raise GatewayError(f"Stripe refused to {what}: {exc.user_message or exc}") from exc
     except stripe.StripeError as exc:
@@ -117,7 +118,7 @@ def product_create(*, name: str, plan_slug: str) -> StripeProduct:
 
 
 def product_retrieve(*, product_id: str) -> StripeProduct | None:
-    product = _call("read a product", _client().v1.products.retrieve, product_id)
+    product = _call("read a product", _client().v1.products.retrieve, product_id, missing_ok=True)
     if product is None:
         return None
     return StripeProduct(id=str(product["id"]), name=str(product["name"]), active=_is_true(product["active"]))
@@ -134,7 +135,7 @@ def price_create(*, product_id: str, unit_amount: int, currency: str) -> StripeP
 
 
 def price_retrieve(*, price_id: str) -> StripePrice | None:
-    plan = _call("read a price", _client().v1.plans.retrieve, price_id)
+    plan = _call("read a price", _client().v1.plans.retrieve, price_id, missing_ok=True)
     return None if plan is None else _price_of(plan)
 
 
@@ -208,13 +209,13 @@ def id_of(value: object) -> str:
 
 
 def subscription_retrieve(*, subscription_id: str) -> StripeSubscription | None:
-    subscription = _call("read a subscription", _client().v1.subscriptions.retrieve, subscription_id)
+    subscription = _call("read a subscription", _client().v1.subscriptions.retrieve, subscription_id, missing_ok=True)
     return None if subscription is None else subscription_of(subscription.to_dict())
 
 
 def subscription_cancel(*, subscription_id: str) -> None:
     """Cancel now (an organisation that is deleted stops paying at once); a gone subscription is fine."""
-    _call("cancel a subscription", _client().v1.subscriptions.cancel, subscription_id)
+    _call("cancel a subscription", _client().v1.subscriptions.cancel, subscription_id, missing_ok=True)
 
 
 def event_verify(*, payload: bytes, signature: str) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from billing.limits import organisation_limits
 from symbols.selectors import symbol_names
 from tenants.models import Organisation
-from tenants.selectors import public_url
 from watchlists.models import Watchlist
 
 
@@ -25,6 +25,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "watchlists": watchlists,
             "selected": selected,
             "rows": [(symbol, names.get(symbol, "")) for symbol in (selected.symbols if selected else [])],
-            "pricing_url": public_url(request=request, path="/pricing/"),
+            "pricing_url": reverse("billing"),  # the organisation's own billing page (upgrades, 4402)
         },
     )

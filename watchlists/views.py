@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.limits import organisation_limits
 from symbols.selectors import symbol_entries, symbol_search
 from tenants.models import Membership, Organisation
-from tenants.selectors import public_url
 
 from .forms import SymbolForm, SymbolMoveForm, SymbolsAddForm, WatchlistNameForm
 from .models import Watchlist
@@ -212,13 +211,13 @@ def _detail_page(
 
 
 def _refusal_context(request: HttpRequest, form: Form | None, refusal: ValidationError | None) -> dict[str, Any]:
-    """Put a service's refusal on its form; a plan limit also gets a link to the plans (on the public host)."""
+    """Put a service's refusal on its form; a plan limit also gets a link to the organisation's billing page."""
     limit_refused = False
     if form is not None and refusal is not None:
         for field, errors in refusal.update_error_dict({}).items():
             form.add_error(field if field in form.fields else None, errors)
             limit_refused = limit_refused or any(error.code in PLAN_LIMIT_CODES for error in errors)
-    return {"limit_refused": limit_refused, "plans_url": public_url(request=request, path="/pricing/")}
+    return {"limit_refused": limit_refused, "plans_url": reverse("billing")}
 
 
 def _back_to_symbols(pk: int) -> HttpResponse:

@@ -20,7 +20,8 @@ from tests.live import free_port, stop
 
 SECRET_KEY = "sk_test_tickerdeck_localstripe"  # localstripe accepts any key starting with sk_
 WEBHOOK_SECRET = "whsec_tickerdeck_test"
-SESSION_KINDS = {"/v1/checkout/sessions": "checkout.session", "/v1/billing_portal/sessions": "billing_portal.session"}
+SESSION_KINDS = {"/v1/checkout/sessions": "checkout.session", "/v1/billing_portal/sessions": "billing_portal.session",
+                 "/v1/customers": "customer"}  # fmt: skip
 
 
 @dataclass
@@ -77,7 +78,7 @@ def stripe_settings(settings: Settings, localstripe: LocalStripe) -> LocalStripe
 
 @dataclass
 class SessionAnswerer:
-    """A loopback server that answers Checkout and Portal session creation as Stripe's API does."""
+    """A loopback server that answers Checkout and Portal sessions (and customers) as Stripe's API does."""
 
     url: str
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -85,7 +86,7 @@ class SessionAnswerer:
 
 @pytest.fixture
 def stripe_sessions(settings: Settings) -> Iterator[SessionAnswerer]:
-    """Stripe's /v1/checkout/sessions and /v1/billing_portal/sessions: records the form, answers a session."""
+    """Stripe's /v1/checkout/sessions, /v1/billing_portal/sessions and /v1/customers: records the form, answers."""
     answerer = SessionAnswerer(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,12 +94,12 @@ def stripe_sessions(settings: Settings) -> Iterator[SessionAnswerer]:
             length = int(self.headers.get("Content-Length") or 0)
             form = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
             answerer.requests.append((self.path, form))
-            kind = {
-                "/v1/checkout/sessions": "checkout.session",
-                "/v1/billing_portal/sessions": "billing_portal.session",
-            }
+            kind = SESSION_KINDS
             if self.path not in kind or not self.headers.get("Authorization", "").startswith("Bearer sk_"):
                 self._answer(404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}})
+                return
+            if kind[self.path] == "customer":
+                self._answer(200, {"id": f"cus_test_{len(answerer.requests)}", "object": "customer", **form})
                 return
             session_id = f"cs_test_{len(answerer.requests)}"
             page = (

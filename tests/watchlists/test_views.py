@@ -14,7 +14,7 @@ from watchlists.models import Watchlist
 
 pytestmark = pytest.mark.django_db
 
-PRICING = "http://localhost/pricing/"
+PRICING = "/billing/"  # the organisation's own billing page (SPEC: upgrade links lead there)
 
 
 @pytest.fixture
