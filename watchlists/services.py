@@ -42,7 +42,8 @@ def watchlist_create(
         if count >= limits.max_watchlists:
             raise ValidationError(
                 f"Watchlist limit reached: the {limits.plan_name} plan allows "
-                f"{_count(limits.max_watchlists, 'watchlist')} and {organisation.name} already has {count}. Delete one, or upgrade your plan for more.",
+                f"{_count(limits.max_watchlists, 'watchlist')} and {organisation.name} already has {count}. "
+                "Delete one, or upgrade your plan for more.",
                 code=WATCHLIST_LIMIT,
             )
         _require_name_free(name)
