@@ -113,7 +113,7 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 TENANT_MODEL = "tenants.Organisation"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New organisations are cloned from this schema instead of running every migration (see
-# tenants/services/schema_template.py); it is kept migrated by `manage.py bootstrap`.
+# tenants/schema_template.py); it is kept migrated by `manage.py bootstrap`.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_LIMIT_SET_CALLS = True
