@@ -4,7 +4,7 @@ import logging
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -90,6 +90,12 @@ def portal(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("billing")
     return HttpResponseRedirect(url, status=303)
+
+
+def checkout_start(request: HttpRequest, plan_slug: str) -> HttpResponse:
+    """After "Start with <plan>" and sign-up: a page whose form posts itself on to Checkout (CSRF-safe)."""
+    plan = get_object_or_404(Plan, slug=plan_slug, is_public=True)
+    return stripe_redirects_allowed(render(request, "billing/start.html", {"plan": plan}))
 
 
 def checkout_success(request: HttpRequest) -> HttpResponse:

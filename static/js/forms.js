@@ -3,6 +3,7 @@
 // never run: forms say what they need with data attributes instead, and this file does it.
 //   <form data-confirm="Remove …?">   asks before submitting; Cancel keeps the page as it is.
 //   <select data-autosubmit>           submits its form when another option is chosen.
+//   <form data-submit-on-load>         submits itself once, when the page has loaded (on to Checkout).
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
@@ -15,4 +16,8 @@ document.addEventListener("change", (event) => {
   if (field instanceof HTMLSelectElement && "autosubmit" in field.dataset && field.form) {
     field.form.submit();
   }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const form of document.querySelectorAll("form[data-submit-on-load]")) form.requestSubmit();
 });

@@ -1,6 +1,7 @@
 """Sign-up, "Your organisations", the hand-off between hosts, and the dashboard."""
 
 import logging
+from urllib.parse import urlencode
 
 from allauth.account.views import SignupView as AllauthSignupView
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -43,7 +45,10 @@ class SignupView(AllauthSignupView):
         membership = membership_list_for_user(user=self.user).first()
         if membership is None:
             return reverse("organisation_list")
-        return reverse("organisation_open", args=[membership.organisation.slug])
+        opened = reverse("organisation_open", args=[membership.organisation.slug])
+        # `?next=` names a page of the new organisation's host ("Start with Pro": its Checkout step).
+        following = local_path(self.request.POST.get("next") or self.request.GET.get("next"))
+        return f"{opened}?{urlencode({'next': following})}" if following else opened
 
 
 @login_required
@@ -69,13 +74,11 @@ def organisation_open(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("You are not a member of that organisation.")
     organisation = membership.organisation
     token = handoff_token_create(user=request.user, organisation=organisation)  # type: ignore[arg-type]
-    return HttpResponseRedirect(
-        organisation_url(
-            organisation=organisation,
-            request=request,
-            path=reverse("handoff", urlconf=settings.ROOT_URLCONF, args=[token]),
-        )
-    )
+    path = reverse("handoff", urlconf=settings.ROOT_URLCONF, args=[token])
+    following = local_path(request.GET.get("next"))
+    if following:
+        path += f"?{urlencode({'next': following})}"
+    return HttpResponseRedirect(organisation_url(organisation=organisation, request=request, path=path))
 
 
 @never_cache
@@ -86,4 +89,11 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
     if user is None:
         return render(request, "tenants/handoff_invalid.html", status=400)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return redirect("dashboard")
+    return redirect(local_path(request.GET.get("next")) or "dashboard")
+
+
+def local_path(value: str | None) -> str | None:
+    """`value` when it is a path on the same host (`/billing/start/pro/`), else None: never another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    return value if url_has_allowed_host_and_scheme(value, allowed_hosts=None) else None
