@@ -1,8 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from .models import LIMIT_FIELDS, Plan
+from .models import LIMIT_FIELDS, BillingHistory, Plan, StripeEvent
 from .services import plan_save
 
 
@@ -25,3 +27,33 @@ class PlanAdmin(admin.ModelAdmin[Plan]):
 
     def save_model(self, request: HttpRequest, obj: Plan, form: ModelForm[Plan], change: bool) -> None:
         plan_save(plan=obj, changed=form.changed_data if change else ())
+
+
+class BillingHistoryInline(admin.TabularInline[BillingHistory, Any]):
+    """An organisation's billing history on its admin page (written by billing only)."""
+
+    model = BillingHistory
+    extra = 0
+    fields = ("created", "kind", "description", "stripe_event_id")
+    readonly_fields = fields
+    can_delete = False
+    ordering = ("-created",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin[StripeEvent]):
+    """Every Stripe event received, and what billing did with it (unknown customers and prices included)."""
+
+    list_display = ("id", "type", "organisation", "outcome", "created_at_stripe", "received")
+    list_filter = ("type",)
+    search_fields = ("id", "outcome", "organisation__slug")
+    readonly_fields = ("id", "type", "organisation", "outcome", "created_at_stripe", "received")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
+        return False

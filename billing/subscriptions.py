@@ -68,9 +68,16 @@ def organisation_portal_start(*, actor: Membership, return_url: str) -> str:
 
 
 def organisation_subscription_cancel(*, organisation: Organisation) -> None:
-    """Cancel the organisation's subscription at Stripe now (it is being deleted: it stops paying at once)."""
+    """Cancel the organisation's subscription at Stripe now (it is being deleted: it stops paying at once).
+
+    BillingError when Stripe cannot be told: the caller keeps the organisation rather than leave a
+    subscription billing a customer nobody can reach any more.
+    """
     if not organisation.stripe_subscription_id:
         return
     _configured()
-    gateway.subscription_cancel(subscription_id=organisation.stripe_subscription_id)
+    try:
+        gateway.subscription_cancel(subscription_id=organisation.stripe_subscription_id)
+    except gateway.GatewayError as exc:
+        raise BillingError(f"The subscription could not be cancelled at Stripe ({exc}).") from exc
     logger.info("cancelled subscription %s of %s", organisation.stripe_subscription_id, organisation.slug)

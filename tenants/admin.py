@@ -1,12 +1,15 @@
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from accounts.admin import UserAdmin
 from accounts.models import User
+from billing.admin import BillingHistoryInline
+from billing.selectors import organisation_open_streams
 from billing.services import organisation_billing_save
 
 from .models import Domain, Invitation, Membership, Organisation
@@ -39,12 +42,13 @@ class DomainInline(admin.TabularInline[Domain, Organisation]):
 class OrganisationAdmin(NotifyRemovedMembershipsMixin, admin.ModelAdmin[Organisation]):
     """Staff view of organisations: plan, members, domain, billing state."""
 
-    list_display = ("name", "slug", "plan", "member_count", "primary_domain", "subscription_status", "created")
+    list_display = ("name", "slug", "plan", "subscription_status", "open_streams", "member_count", "primary_domain",
+                    "created")  # fmt: skip
     list_filter = ("plan", "subscription_status")
     search_fields = ("name", "slug", "domains__domain", "stripe_customer_id")
     list_select_related = ("plan",)
     readonly_fields = ("schema_name", "created")
-    inlines = (DomainInline, MembershipInline)
+    inlines = (DomainInline, MembershipInline, BillingHistoryInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organisation]:
         return super().get_queryset(request).annotate(member_total=Count("memberships")).prefetch_related("domains")
@@ -57,11 +61,21 @@ class OrganisationAdmin(NotifyRemovedMembershipsMixin, admin.ModelAdmin[Organisa
         organisation_billing_save(organisation=obj, changed=form.changed_data if change else ())
 
     def delete_model(self, request: HttpRequest, obj: Organisation) -> None:
-        organisation_staff_delete(organisation=obj)
+        self._staff_delete(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Organisation]) -> None:
         for organisation in queryset:
+            self._staff_delete(request, organisation)
+
+    def _staff_delete(self, request: HttpRequest, organisation: Organisation) -> None:
+        try:
             organisation_staff_delete(organisation=organisation)
+        except ValidationError as exc:  # its subscription could not be cancelled: it is kept
+            self.message_user(request, f"{organisation}: {' '.join(exc.messages)}", level=messages.ERROR)
+
+    @admin.display(description="Open streams")
+    def open_streams(self, obj: Organisation) -> str:
+        return f"{organisation_open_streams(organisation=obj)} / {obj.plan.max_streams}"
 
     @admin.display(description="Members", ordering="member_total")
     def member_count(self, obj: Organisation) -> int:

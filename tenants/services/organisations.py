@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from billing.models import Plan
 from billing.selectors import plan_get_default
+from billing.subscriptions import BillingError, organisation_subscription_cancel
 from streaming.services import member_notify_removed, organisation_notify_deleted
 from tenants.db import activate_public_schema, connection_discard
 from tenants.models import Domain, Membership, Organisation, Role
@@ -99,7 +100,9 @@ def organisation_delete(*, actor: Membership, confirmation: str) -> str:
     # django-tenants drops a schema only from the public schema or its own; the request runs in its own.
     activate_public_schema()
     with transaction.atomic():
-        Organisation.objects.select_for_update().get(pk=organisation.pk).delete()
+        locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        _subscription_cancel(locked)
+        locked.delete()
         organisation_notify_deleted(schema_name=organisation.schema_name)
     logger.info("organisation %s deleted by %s", organisation.slug, actor.user)
     return name
@@ -109,8 +112,17 @@ def organisation_staff_delete(*, organisation: Organisation) -> None:
     """Staff delete an organisation (the admin): its schema and rows go, its open streams close."""
     activate_public_schema()
     with transaction.atomic():
+        _subscription_cancel(Organisation.objects.select_for_update().get(pk=organisation.pk))
         organisation.delete()
         organisation_notify_deleted(schema_name=organisation.schema_name)
+
+
+def _subscription_cancel(organisation: Organisation) -> None:
+    """A deleted organisation stops paying: its subscription is cancelled first, or nothing is deleted."""
+    try:
+        organisation_subscription_cancel(organisation=organisation)
+    except BillingError as exc:
+        raise ValidationError(f"{exc} Nothing was deleted; try again in a few minutes.") from exc
 
 
 def memberships_staff_removed(*, memberships: Iterable[Membership]) -> None:
