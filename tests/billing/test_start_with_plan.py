@@ -83,6 +83,10 @@ def test_start_with_a_paid_plan_signs_up_and_lands_on_stripe_checkout_in_chromiu
             page.get_by_role("button", name="Create organisation").click()
             expect(page.locator("h1")).to_have_text("Stripe Checkout (test)")
             assert page.url.startswith(f"{stripe_sessions.url}/pay/cs_test_")
+            # Back on the organisation's host (uvicorn: the open-streams count reads Redis from a sync view).
+            page.goto(checkout_web.url("/billing/", host=f"{slug}.localhost"))
+            expect(page.locator("h1")).to_have_text("Billing of Desk Co")
+            expect(page.locator('tr[data-usage="open-streams"] td.num').first).to_have_text("0")
         [session] = [form for path, form in stripe_sessions.requests if path == "/v1/checkout/sessions"]
         assert (session["client_reference_id"], session["line_items[0][price]"]) == (slug, "price_desk_browser")
         assert (
