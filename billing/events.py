@@ -19,8 +19,9 @@ from tenants.models import Organisation, SubscriptionStatus
 from . import gateway
 from .conf import billing_settings
 from .limits import limits_changed
-from .models import BillingAccount, BillingHistory, BillingHistoryKind, Plan, StripeEvent
+from .models import BillingAccount, BillingHistoryKind, Plan, StripeEvent
 from .selectors import plan_get_default
+from .services import billing_history_add
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +195,7 @@ def _invoice(data: dict[str, Any], *, paid: bool, event_id: str) -> tuple[Organi
 
 
 def _history(organisation: Organisation, kind: BillingHistoryKind, description: str, event_id: str) -> None:
-    BillingHistory.objects.create(
-        organisation=organisation, kind=kind, description=description[:300], stripe_event_id=event_id
-    )
+    billing_history_add(organisation=organisation, kind=kind, description=description, stripe_event_id=event_id)
 
 
 def organisations_grace_expired_notify(*, now: datetime | None = None) -> list[Organisation]:

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from billing.models import Plan
+from billing.models import BillingHistory, Plan
+from billing.services import organisation_billing_save
 from tenants.models import Organisation
 from tests.billing.conftest import SessionAnswerer
 from tests.billing.stripe_events import deliver, subscription_event
@@ -155,3 +156,16 @@ def test_upgrade_links_lead_to_the_organisations_own_billing_page(team: Team, pa
 def test_the_webhook_is_not_on_an_organisations_host(team: Team, stripe_sessions: SessionAnswerer) -> None:
     event = subscription_event("created", customer="cus_x", status="active", price="price_pro_page")
     assert deliver(Client(HTTP_HOST="acme.localhost"), event).status_code in (302, 403, 404)
+
+
+def test_a_plan_set_by_staff_is_written_to_the_billing_history(team: Team) -> None:
+    organisation = Organisation.objects.get(pk=team.organisation.pk)
+    organisation.plan = Plan.objects.get(slug="business")
+    organisation_billing_save(organisation=organisation, changed=["plan"])
+    organisation.name = "Acme Renamed"
+    organisation_billing_save(organisation=organisation, changed=["name"])
+
+    assert [line.description for line in BillingHistory.objects.filter(organisation=organisation)] == [
+        "Plan set to Business by Tickerdeck staff."
+    ]
+    assert "Plan set to Business by Tickerdeck staff." in member_client(team.member).get("/billing/").content.decode()
