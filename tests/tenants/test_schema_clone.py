@@ -1,0 +1,164 @@
+"""New organisations are cloned through a clone_schema function installed once, not re-created per clone."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import schema_context
+
+from tenants.models import Organisation
+from tenants.schema_template import (
+    CLONE_FUNCTION_SIGNATURE,
+    clone_function_ensure,
+    clone_function_is_current,
+    namespace_statistics_refresh,
+    template_schema_sync,
+)
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATE = "tenant_template"
+
+
+def fetch_one(sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def clone_catalog_rows() -> tuple[Any, ...]:
+    """clone_schema's pg_proc row (oid, xmin), the two enum types' oids and their pg_enum rows' oids."""
+    return fetch_one(
+        """
+        SELECT p.oid, p.xmin::text,
+               'public.cloneparms'::regtype::oid, 'public.tabledefs'::regtype::oid,
+               ARRAY(SELECT e.oid FROM pg_enum e
+                     WHERE e.enumtypid IN ('public.cloneparms'::regtype, 'public.tabledefs'::regtype)
+                     ORDER BY e.oid)
+        FROM pg_proc p WHERE p.oid = %s::regprocedure
+        """,
+        [CLONE_FUNCTION_SIGNATURE],
+    )
+
+
+def tables_of(schema: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", [schema])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def migrations_of(schema: str) -> int:
+    with schema_context(schema):
+        return MigrationRecorder(connection).migration_qs.count()
+
+
+def namespace_rows() -> tuple[int, float]:
+    """(schemas there are, schemas the planner believes there are)."""
+    row = fetch_one(
+        "SELECT (SELECT count(*) FROM pg_namespace), reltuples FROM pg_class WHERE oid = 'pg_namespace'::regclass"
+    )
+    return int(row[0]), float(row[1])
+
+
+def test_organisations_created_in_a_row_reuse_the_installed_clone_function(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    clone_function_ensure()
+    before = clone_catalog_rows()
+    enum_rows = len(before[4])
+
+    organisations = [make_organisation(slug) for slug in ("clone-one", "clone-two", "clone-three")]
+
+    assert clone_catalog_rows() == before, "clone_schema and its enum types were dropped and re-created"
+    assert enum_rows == 21  # cloneparms' 9 labels and tabledefs' 12
+    template_tables = tables_of(TEMPLATE)
+    for organisation in organisations:
+        assert tables_of(organisation.schema_name) == template_tables
+        assert migrations_of(organisation.schema_name) == migrations_of(TEMPLATE)
+
+
+def test_django_tenants_own_clone_re_creates_the_function_each_time() -> None:
+    """What the test above guards against: django-tenants' CloneSchema on its own replaces clone_schema."""
+    clone_function_ensure()
+    before = clone_catalog_rows()
+
+    CloneSchema().clone_schema(TEMPLATE, "org_upstream_clone")
+
+    after = clone_catalog_rows()
+    assert after[0] != before[0], "new clone_schema oid"
+    assert after[2] != before[2], "new cloneparms type"
+    assert not clone_function_is_current(), "its copy has no fingerprint, so the next clone installs ours again"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(f"DROP FUNCTION {CLONE_FUNCTION_SIGNATURE}", id="clone_schema-missing"),
+        pytest.param("DROP TYPE public.cloneparms CASCADE", id="cloneparms-type-missing"),
+        pytest.param(
+            "DROP FUNCTION public.pg_get_tabledef(varchar, varchar, boolean, public.tabledefs[])", id="helper-missing"
+        ),
+        pytest.param(f"COMMENT ON FUNCTION {CLONE_FUNCTION_SIGNATURE} IS NULL", id="installed-without-fingerprint"),
+        pytest.param(
+            f"COMMENT ON FUNCTION {CLONE_FUNCTION_SIGNATURE} IS 'django-tenants clone_schema sha256 {'0' * 64}'",
+            id="older-script",
+        ),
+    ],
+)
+def test_a_missing_or_outdated_clone_function_is_installed_at_clone_time(
+    damage: str, make_organisation: Callable[..., Organisation]
+) -> None:
+    clone_function_ensure()
+    with connection.cursor() as cursor:
+        cursor.execute(damage)
+    assert not clone_function_is_current()
+
+    organisation = make_organisation("clone-repaired")
+
+    assert clone_function_is_current()
+    assert tables_of(organisation.schema_name) == tables_of(TEMPLATE)
+
+
+def test_a_clone_refreshes_the_planners_schema_count_once_schemas_outgrow_it(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    namespace_statistics_refresh()
+    with connection.cursor() as cursor:
+        for index in range(80):
+            cursor.execute(f"CREATE SCHEMA stats_probe_{index}")
+    schemas, believed = namespace_rows()
+    assert schemas > 50 + 1.1 * believed, "precondition: statistics out of date"
+
+    make_organisation("stats-refresh")
+
+    assert namespace_rows()[1] == schemas, "analysed before the clone"
+    assert namespace_statistics_refresh() is False
+
+
+def test_clone_function_ensure_installs_only_when_needed() -> None:
+    clone_function_ensure()
+    before = clone_catalog_rows()
+
+    assert clone_function_ensure() is False
+    assert clone_catalog_rows() == before
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"COMMENT ON FUNCTION {CLONE_FUNCTION_SIGNATURE} IS NULL")
+    assert clone_function_ensure() is True
+    assert clone_catalog_rows()[0] != before[0]
+    assert clone_function_is_current()
+
+
+def test_template_schema_sync_installs_the_clone_function() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TYPE public.cloneparms CASCADE")
+    assert not clone_function_is_current()
+
+    assert template_schema_sync() == TEMPLATE
+
+    assert clone_function_is_current()
