@@ -1,10 +1,10 @@
 """`python -m bench.organisations --count 500`: organisations signed up in a row, seconds each, catalog dead rows.
 
-Each sign-up is an owner plus organisation_create's steps (tenants/services.py), with the two things
+Each sign-up is an owner plus organisation_create's steps (tenants/services/organisations.py), with the two things
 measured as switches: `--clone installed` (Organisation.create_schema: the clone function installed
 once, pg_namespace's statistics kept current) or `per-clone` (django-tenants' TenantMixin.create_schema,
 which re-creates the function every time and leaves the statistics as they are), and
-`--connection discard` (organisation_create's after-commit connection_discard) or `keep` (one
+`--connection discard` (a new PostgreSQL backend after each sign-up, as organisation_create once did) or `keep` (one
 PostgreSQL backend for the whole run). It runs in a database of its own (`td_orgbench`), created at
 the start and dropped at the end, never the development database.
 
@@ -171,7 +171,7 @@ def signup_once(index: int, *, plan: Any, clone: str, discard: bool) -> tuple[fl
     from django_tenants.models import TenantMixin
 
     from accounts.models import User
-    from tenants.db import activate_public_schema, connection_discard
+    from tenants.db import activate_public_schema
     from tenants.models import Domain, Membership, Organisation, Role
     from tenants.validators import schema_name_for
 
@@ -196,7 +196,10 @@ def signup_once(index: int, *, plan: Any, clone: str, discard: bool) -> tuple[fl
         cursor.execute("SELECT pg_stat_force_next_flush()")  # so the monitor sees this backend's rows
     if discard:
         started_discard = time.perf_counter()
-        connection_discard()
+        raw = connection.connection  # closed, so the pool drops it instead of lending it again
+        if raw is not None:
+            raw.close()
+        connection.close()
         seconds += time.perf_counter() - started_discard
     return seconds, backend_bytes
 

@@ -28,17 +28,3 @@ def public_schema() -> Iterator[None]:
     """Run a block on the public schema, then put the connection back on the schema it was on."""
     with schema_context(get_public_schema_name()):
         yield
-
-
-def connection_discard() -> None:
-    """Close this thread's connection for good, not back into the pool (outside transactions only).
-
-    Creating a schema makes django-tenants `CREATE OR REPLACE` its clone_schema functions, and the
-    PostgreSQL backend keeps each compiled copy with its plans (~10 MB a time, never freed), which
-    every later catalog change walks. A new backend starts clean.
-    """
-    raw = connection.connection
-    if raw is None or connection.in_atomic_block:
-        return
-    raw.close()  # the pool drops a closed connection instead of lending it again
-    connection.close()

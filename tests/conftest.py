@@ -1,6 +1,5 @@
 """Shared fixtures: the test database (public schema + template schema), plans, users, organisations."""
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,47 +9,16 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import setup_databases, teardown_databases
-from django_tenants.signals import schema_migrated
 
 from accounts.models import User
 from accounts.services import owner_get_or_create
 from billing.models import Plan
-from tenants.db import activate_public_schema, connection_discard
+from tenants.db import activate_public_schema
 from tenants.models import Organisation
 from tenants.schema_template import template_schema_sync
 from tenants.services.organisations import organisation_create
 
 PASSWORD = "correct-horse-battery-staple"
-
-# Creating an organisation leaves ~10 MB of compiled clone_schema functions in the PostgreSQL
-# backend that slows every later catalog change (tenants.db.connection_discard says why);
-# organisation_create discards its connection after commit, but tests roll back instead. So a
-# thread's connection is discarded, outside any transaction, once it has cloned a few schemas:
-# one connection went from 0.19 s to 2.5 s per clone after 150; 4-8 clones per connection measured fastest.
-CLONES_PER_CONNECTION = 6
-_clones = threading.local()  # like Django's connections: one count per thread
-
-
-def _count_clone(sender: object, **kwargs: Any) -> None:
-    """schema_migrated is sent once per organisation schema created (clone + fake migrations)."""
-    _clones.count = getattr(_clones, "count", 0) + 1
-
-
-schema_migrated.connect(_count_clone, dispatch_uid="tests.count_clone")
-
-
-def connection_recycle() -> None:
-    """Close this thread's connection if it has cloned CLONES_PER_CONNECTION schemas and no transaction is open."""
-    if getattr(_clones, "count", 0) >= CLONES_PER_CONNECTION and not connection.in_atomic_block:
-        connection_discard()
-        _clones.count = 0
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """The main thread's connection, after the test's fixtures (and its rollback) are done."""
-    yield
-    connection_recycle()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from billing.models import Plan
 from billing.selectors import plan_get_default
 from billing.subscriptions import BillingError, organisation_subscription_cancel
 from streaming.services import member_notify_removed, organisation_notify_deleted
-from tenants.db import activate_public_schema, connection_discard
+from tenants.db import activate_public_schema
 from tenants.models import Domain, Membership, Organisation, Role
 from tenants.roles import organisation_settings_check_allowed
 from tenants.validators import schema_name_for, validate_organisation_name, validate_subdomain
@@ -48,7 +48,6 @@ def organisation_create(*, name: str, slug: str, owner: User, plan: Plan | None 
             organisation.create_schema(check_if_exists=True, verbosity=0)
             Domain.objects.create(domain=f"{slug}.{settings.BASE_DOMAIN}", tenant=organisation, is_primary=True)
             Membership.objects.create(user=owner, organisation=organisation, role=Role.OWNER)
-            transaction.on_commit(connection_discard)
     except IntegrityError as exc:
         raise ValidationError({"slug": f"“{slug}” is already taken; please choose another subdomain."}) from exc
     finally:

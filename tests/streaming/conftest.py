@@ -25,7 +25,7 @@ from streaming.state import stream_state
 from tenants.models import Membership, Organisation, Role
 from tenants.services.organisations import organisation_create
 from tenants.services.team import membership_remove
-from tests.conftest import PASSWORD, connection_recycle
+from tests.conftest import PASSWORD
 
 
 @dataclass
@@ -70,8 +70,6 @@ class Committed:
         return plan
 
     def tenant_sync(self, plan: Plan | str = "pro", **organisation_fields: Any) -> Tenant:
-        # Async tests run this on asgiref's long-lived executor thread: its connection clones too.
-        connection_recycle()
         slug = f"t{uuid.uuid4().hex[:10]}"
         owner = owner_get_or_create(email=f"owner@{slug}.example", password=PASSWORD)
         self.users.append(owner)
