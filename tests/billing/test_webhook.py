@@ -3,8 +3,10 @@
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -14,12 +16,14 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
+from billing import gateway
 from billing.events import DUPLICATE, organisations_grace_expired_notify
 from billing.models import BillingHistory, Plan, StripeEvent
 from tenants.models import Organisation, SubscriptionStatus
 from tests.billing.conftest import WEBHOOK_SECRET, LocalStripe
 from tests.billing.stripe_events import deliver, subscription_event
 from tests.conftest import host_client
+from tests.live import free_port
 from tests.streaming.conftest import Committed, committed, connect, hub_cleanup, receive, receive_until
 
 CUSTOMER = "cus_webhook_test"
@@ -237,3 +241,61 @@ async def test_past_due_streams_until_the_grace_ends_then_closes_with_4402(
 
 
 __all__ = ["committed", "hub_cleanup"]  # fixtures from tests/streaming/conftest.py
+
+
+def checkout_completed(*, slug: str, customer: str, subscription: str) -> dict[str, Any]:
+    session = {"id": "cs_test_done", "object": "checkout.session", "mode": "subscription",
+               "client_reference_id": slug, "customer": customer, "subscription": subscription}  # fmt: skip
+    return {"id": f"evt_{uuid.uuid4().hex[:16]}", "object": "event", "type": "checkout.session.completed",
+            "created": int(time.time()), "data": {"object": session}}  # fmt: skip
+
+
+def subscribed_at_localstripe(localstripe: LocalStripe, *, price_id: str) -> tuple[str, str]:
+    """A customer with a card and an active subscription at localstripe, as Checkout leaves them."""
+    customer = gateway.customer_create(name="Checkout", email="buyer@x.example", organisation_slug="hookco")
+    card = localstripe.post("/v1/payment_methods", {"type": "card", "card[number]": "4242424242424242",
+                            "card[exp_month]": "12", "card[exp_year]": "2030", "card[cvc]": "123"})  # fmt: skip
+    localstripe.post(f"/v1/payment_methods/{card['id']}/attach", {"customer": customer})
+    localstripe.post(f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": card["id"]})
+    subscription = localstripe.post("/v1/subscriptions", {"customer": customer, "items[0][plan]": price_id})
+    return customer, str(subscription["id"])
+
+
+@pytest.mark.django_db
+def test_checkout_completed_links_the_customer_by_organisation_and_reads_the_subscription_from_stripe(
+    stripe_settings: LocalStripe, public_client: Client, make_organisation: Callable[..., Organisation]
+) -> None:
+    organisation = make_organisation("checkco")
+    product = gateway.product_create(name="Pro", plan_slug="pro")
+    price = gateway.price_create(product_id=product.id, unit_amount=2900, currency="usd")
+    Plan.objects.filter(slug="pro").update(stripe_price_id=price.id, stripe_product_id=product.id)
+    customer, subscription = subscribed_at_localstripe(stripe_settings, price_id=price.id)
+
+    response = deliver(public_client, checkout_completed(slug="checkco", customer=customer, subscription=subscription))
+
+    assert response.status_code == 200
+    assert state(organisation) == ("pro", "active")
+    assert (organisation.stripe_customer_id, organisation.stripe_subscription_id) == (customer, subscription)
+    assert list(organisation.billing_history.order_by("id").values_list("kind", flat=True)) == ["checkout", "plan"]
+
+
+@pytest.mark.django_db
+def test_when_stripe_cannot_be_read_the_event_is_not_stored_so_that_its_retry_is_processed(
+    stripe_settings: LocalStripe, settings: Settings, public_client: Client,
+    make_organisation: Callable[..., Organisation],
+) -> None:  # fmt: skip
+    organisation = make_organisation("retryco")
+    product = gateway.product_create(name="Pro", plan_slug="pro")
+    price = gateway.price_create(product_id=product.id, unit_amount=2900, currency="usd")
+    Plan.objects.filter(slug="pro").update(stripe_price_id=price.id, stripe_product_id=product.id)
+    customer, subscription = subscribed_at_localstripe(stripe_settings, price_id=price.id)
+    event = checkout_completed(slug="retryco", customer=customer, subscription=subscription)
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    assert deliver(public_client, event).status_code == 503
+    assert not StripeEvent.objects.filter(pk=event["id"]).exists()
+    assert state(organisation) == ("free", "active")
+
+    settings.STRIPE_API_BASE = stripe_settings.url
+    assert deliver(public_client, event).status_code == 200
+    assert state(organisation) == ("pro", "active")
