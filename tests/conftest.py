@@ -1,8 +1,11 @@
 """Shared fixtures: the test database (public schema + template schema), plans, users, organisations."""
 
+import importlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
@@ -19,6 +22,25 @@ from tenants.schema_template import template_schema_sync
 from tenants.services.organisations import organisation_create
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def _hypothesis_preload() -> None:
+    """Import every module of hypothesis now, while the test process has one thread.
+
+    pytest rewrites hypothesis' modules (it is a pytest plugin) when they are first imported, and
+    hypothesis imports some lazily, in the middle of a test. On CPython 3.11 the AST conversion's
+    depth counter is shared by all threads (python/cpython#106905, fixed in 3.12), so a rewrite that
+    overlaps a compile in another thread (the suite's servers, executors and browsers) failed a run
+    with "SystemError: AST constructor recursion depth mismatch".
+    """
+    root = Path(hypothesis.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[0] not in {"extra", "vendor"}:
+            importlib.import_module(".".join(("hypothesis", *parts)).removesuffix(".__init__"))
+
+
+_hypothesis_preload()
 
 
 @pytest.fixture(scope="session")
