@@ -13,8 +13,11 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
+from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
+
+from billing.events import organisations_grace_expired_notify
 
 from .groups import quotes_group
 from .layers import group_send_many
@@ -35,6 +38,9 @@ DELAY_RELEASE_SECONDS = 0.1
 # however often the provider delivers (a vendor socket may send every tick on its own).
 PUBLISH_WINDOW_SECONDS = 0.01
 SHUTDOWN_SECONDS = 2.0
+# The leader, one process for the whole cluster, also ends the grace period of past-due organisations
+# (their open streams then close with 4402): a minute late at most.
+GRACE_CHECK_SECONDS = 60.0
 
 
 def delay_ms(delay_minutes: int) -> int:
@@ -137,6 +143,7 @@ class Feed:
             asyncio.create_task(self._read_live(), name="feed-read"),
             asyncio.create_task(self._publish_live(), name="feed-live"),
             asyncio.create_task(self._release_delayed(), name="feed-delayed"),
+            asyncio.create_task(self._end_payment_graces(), name="feed-grace"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
         ]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -150,6 +157,18 @@ class Feed:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("feed task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _end_payment_graces(self) -> None:
+        end_graces = database_sync_to_async(organisations_grace_expired_notify, thread_sensitive=False)
+        while True:
+            await asyncio.sleep(GRACE_CHECK_SECONDS)
+            try:
+                ended = await end_graces()
+            except Exception:  # the database may be away: the next check tries again
+                logger.exception("could not check payment grace periods")
+                continue
+            for organisation in ended:
+                logger.info("%s: payment grace ended, streams paused", organisation.slug)
 
     async def _keep_leadership(self) -> None:
         while True:
