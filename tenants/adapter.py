@@ -12,6 +12,8 @@ from django.urls import reverse
 
 from .selectors import membership_list_for_user, public_url
 
+SIGNUP_NEXT_SESSION_KEY = "tickerdeck_signup_next"
+
 
 def public_path(name: str, *args: str) -> str:
     """A path of the public host's URLconf, whichever host the request came to."""
@@ -53,6 +55,10 @@ class AccountAdapter(DefaultAccountAdapter):
             destination = public_path("organisation_list")
         else:
             destination = public_path("organisation_open", membership.organisation.slug)
+            # "Start with Pro": the sign-up's next step (its Checkout), in the browser that signed up.
+            following = self.request.session.pop(SIGNUP_NEXT_SESSION_KEY, None)
+            if following:
+                destination += f"?{urlencode({'next': following}, safe='/')}"
         if self.request.user.is_authenticated:
             return destination
         return f"{public_path('account_login')}?{urlencode({'next': destination}, safe='/')}"

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from tenants.adapter import SIGNUP_NEXT_SESSION_KEY
 from tenants.forms import OrganisationSignupForm, form_add_errors
 from tenants.models import Organisation
 from tenants.notices import notice_from_request
@@ -32,6 +33,9 @@ class SignupView(AllauthSignupView):
     """allauth's sign-up, which here also creates the organisation, then opens its host."""
 
     def form_valid(self, form: OrganisationSignupForm) -> HttpResponse:
+        following = local_path(self.request.POST.get("next") or self.request.GET.get("next"))
+        if following:  # kept for after the e-mail confirmation, when verification is mandatory
+            self.request.session[SIGNUP_NEXT_SESSION_KEY] = following
         try:
             return super().form_valid(form)
         except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -68,6 +69,21 @@ def test_confirming_in_the_same_browser_opens_the_new_organisation(public_client
     assert confirmed["Location"] == "/organisations/acme-labs/open/"
     assert EmailAddress.objects.get(email=EMAIL).verified
     assert_reaches_the_dashboard(public_client, confirmed["Location"])
+
+
+def test_a_paid_plans_sign_up_goes_on_to_its_checkout_step_after_the_confirmation(public_client: Client) -> None:
+    """ "Start with Pro" under mandatory verification: the confirmation leads on to the Checkout step."""
+    public_client.post("/signup/?next=/billing/start/pro/", SIGNUP)
+    confirmed = public_client.post(confirmation_path())
+
+    location = urlsplit(confirmed["Location"])
+    assert (location.path, parse_qs(location.query)) == (
+        "/organisations/acme-labs/open/",
+        {"next": ["/billing/start/pro/"]},
+    )
+    handoff = public_client.get(confirmed["Location"])
+    assert handoff["Location"].startswith("http://acme-labs.localhost/handoff/")
+    assert handoff["Location"].endswith("?next=%2Fbilling%2Fstart%2Fpro%2F")
 
 
 def test_confirming_in_another_browser_leads_through_log_in_to_the_organisation(public_client: Client) -> None:
