@@ -25,6 +25,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "watchlists": watchlists,
             "selected": selected,
             "rows": [(symbol, names.get(symbol, "")) for symbol in (selected.symbols if selected else [])],
-            "pricing_url": reverse("billing"),  # the organisation's own billing page (upgrades, 4402)
+            "billing_url": reverse("billing"),  # the organisation's own billing page (upgrades, 4402)
         },
     )

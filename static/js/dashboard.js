@@ -42,10 +42,10 @@
   const FINAL = {
     4400: { text: "The dashboard sent a request the server could not understand.", link: null },
     4401: { text: "Your session has ended. Log in again to keep watching.", link: ["Log in", table.dataset.loginUrl] },
-    4402: { text: "Your organisation's subscription is inactive. An owner or admin can settle it.", link: ["See plans", table.dataset.pricingUrl] },
+    4402: { text: "Your organisation's subscription is inactive. An owner or admin can settle it.", link: ["Go to billing", table.dataset.billingUrl] },
     4403: { text: "You no longer have access to this organisation's quotes.", link: null },
     4404: { text: "There is no organisation at this address.", link: null },
-    4429: { text: "Your plan's limit is reached.", link: ["Upgrade your plan", table.dataset.pricingUrl] },
+    4429: { text: "Your plan's limit is reached.", link: ["Upgrade your plan", table.dataset.billingUrl] },
   };
 
   let attempt = 0;
@@ -128,7 +128,7 @@
       const first = Math.min(...pending.map((p) => p.available_at));
       show(notice, "Your plan shows quotes " + message.delay_minutes + " minutes late. Delayed data for " +
         pending.map((p) => p.symbol).join(", ") + " starts at " + new Date(first).toLocaleTimeString() + ".",
-        ["Get realtime data", table.dataset.pricingUrl]);
+        ["Get realtime data", table.dataset.billingUrl]);
     } else {
       notice.hidden = true;
     }
@@ -151,7 +151,7 @@
           break;
         }
         message.symbols.forEach((s) => rows.get(s) && rows.get(s).tr.classList.add("row--stopped"));
-        if (message.reason === "plan_limit") show(notice, message.message, ["Upgrade your plan", table.dataset.pricingUrl]);
+        if (message.reason === "plan_limit") show(notice, message.message, ["Upgrade your plan", table.dataset.billingUrl]);
         break;
       case "subscribed":
         message.symbols.forEach(addRow);
