@@ -196,8 +196,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(Refusal(CloseCode.FORBIDDEN, "forbidden", f"You are no longer a member of {name}."))
         elif kind == "organisation.deleted":
             await self.close_with(ORGANISATION_DELETED)
-        elif kind == "watchlist.changed" and event.get("watchlist_id") == self.watchlist_id is not None:
-            await self.watchlist_changed(self.watchlist_id)
+        elif kind == "watchlist.changed":
+            await self.watchlist_changed(event)
 
     async def abort(self) -> None:
         """The connection failed while handling a message: give its place back, then close it."""
@@ -228,8 +228,11 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             why = f"Your plan now allows {limits.max_symbols} symbols per stream, so {stopped} stopped streaming."
             self.reply(unsubscribed(change.removed, "plan_limit", why))
 
-    async def watchlist_changed(self, watchlist_id: int) -> None:
+    async def watchlist_changed(self, event: dict[str, Any]) -> None:
         """Follow the edited watchlist (SPEC: within 2 seconds): added symbols start, removed ones stop."""
+        watchlist_id = self.watchlist_id
+        if watchlist_id is None or event.get("watchlist_id") != watchlist_id:  # not the one this stream shows
+            return
         read = await database_sync_to_async(watchlist_stream_symbols, thread_sensitive=False)(
             schema_name=self.schema, watchlist_id=watchlist_id
         )
