@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 
-from .selectors import membership_list_for_user, public_url
+from .selectors import landing_path, public_url
 
 SIGNUP_NEXT_SESSION_KEY = "tickerdeck_signup_next"
 
@@ -50,15 +50,9 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def get_email_verification_redirect_url(self, email_address: EmailAddress) -> str:
         """After confirming in a browser that did not sign up: log in, then on to the organisation."""
-        membership = membership_list_for_user(user=email_address.user).first()
-        if membership is None:
-            destination = public_path("organisation_list")
-        else:
-            destination = public_path("organisation_open", membership.organisation.slug)
-            # "Start with Pro": the sign-up's next step (its Checkout), in the browser that signed up.
-            following = self.request.session.pop(SIGNUP_NEXT_SESSION_KEY, None)
-            if following:
-                destination += f"?{urlencode({'next': following}, safe='/')}"
+        # "Start with Pro": the sign-up's next step (its Checkout), in the browser that signed up.
+        following = self.request.session.pop(SIGNUP_NEXT_SESSION_KEY, None)
+        destination = landing_path(user=email_address.user, following=following)
         if self.request.user.is_authenticated:
             return destination
         return f"{public_path('account_login')}?{urlencode({'next': destination}, safe='/')}"

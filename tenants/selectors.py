@@ -1,11 +1,13 @@
 """Reads for organisations, memberships and invitations."""
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Case, QuerySet, Value, When
 from django.http import HttpRequest
+from django.urls import reverse
 
 from accounts.models import User
 
@@ -18,6 +20,16 @@ def membership_get(*, user: "User | AnonymousUser", organisation: Organisation) 
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user__pk=user.pk, organisation=organisation).first()
+
+
+def landing_path(*, user: "User", following: str | None = None) -> str:
+    """Where a new or newly confirmed user goes on the public host: their organisation, opened (and then
+    `following`, a path on its host), or the list of their organisations when they have none."""
+    membership = membership_list_for_user(user=user).first()
+    if membership is None:
+        return reverse("organisation_list", urlconf=settings.PUBLIC_SCHEMA_URLCONF)
+    opened = reverse("organisation_open", urlconf=settings.PUBLIC_SCHEMA_URLCONF, args=[membership.organisation.slug])
+    return f"{opened}?{urlencode({'next': following})}" if following else opened
 
 
 def membership_list_for_user(*, user: "User | AnonymousUser") -> QuerySet[Membership]:

@@ -21,7 +21,7 @@ from tenants.adapter import SIGNUP_NEXT_SESSION_KEY
 from tenants.forms import OrganisationSignupForm, form_add_errors
 from tenants.models import Organisation
 from tenants.notices import notice_from_request
-from tenants.selectors import membership_list_for_user, organisation_url
+from tenants.selectors import landing_path, membership_list_for_user, organisation_url
 from tenants.services.handoff import handoff_token_create, handoff_token_user
 
 logger = logging.getLogger(__name__)
@@ -46,13 +46,9 @@ class SignupView(AllauthSignupView):
         return self.form_invalid(form)
 
     def get_success_url(self) -> str:
-        membership = membership_list_for_user(user=self.user).first()
-        if membership is None:
-            return reverse("organisation_list")
-        opened = reverse("organisation_open", args=[membership.organisation.slug])
         # `?next=` names a page of the new organisation's host ("Start with Pro": its Checkout step).
         following = local_path(self.request.POST.get("next") or self.request.GET.get("next"))
-        return f"{opened}?{urlencode({'next': following})}" if following else opened
+        return landing_path(user=self.user, following=following)
 
 
 @login_required
