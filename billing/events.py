@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from tenants.db import activate_public_schema
 from tenants.models import Organisation, SubscriptionStatus
 
 from . import gateway
@@ -201,6 +202,8 @@ def _history(organisation: Organisation, kind: BillingHistoryKind, description: 
 def organisations_grace_expired_notify(*, now: datetime | None = None) -> list[Organisation]:
     """Past-due organisations whose grace ended: their open streams re-read their standing (and close, 4402)."""
     now = now or timezone.now()
+    # The feed leader runs this on any thread of its pool: the schema is set here, where the queries run.
+    activate_public_schema()
     with transaction.atomic():
         expired = list(
             Organisation.objects.select_for_update(of=("self",))
