@@ -149,18 +149,21 @@ async def raise_always(event: dict[str, Any]) -> None:
     raise RuntimeError("a broken connection")
 
 
+async def room_with_a_broken_owner(committed: Committed) -> tuple[Tenant, list[WebsocketCommunicator]]:
+    """Three members streaming in one room; the owner's connection fails on every control message."""
+    tenant = await committed.tenant("pro")
+    streams = await members(committed, tenant, 3)
+    break_control(tenant, tenant.owner.pk, raise_always)
+    return tenant, streams
+
+
 async def test_a_broken_connection_does_not_stop_control_messages_for_the_room(
     committed: Committed, hub_cleanup: None
 ) -> None:
     """Members removed while another connection of the room fails on every control message are still closed."""
-    tenant = await committed.tenant("pro")
-    owner_ws, first_ws, second_ws = await members(committed, tenant, 3)
-    break_control(tenant, tenant.owner.pk, raise_always)
+    tenant, (owner_ws, first_ws, second_ws) = await room_with_a_broken_owner(committed)
 
-    def remove_members() -> None:
-        remove_members_but_the_owner(tenant)
-
-    await sync_to_async(remove_members)()
+    await sync_to_async(remove_members_but_the_owner)(tenant)
 
     for ws in (first_ws, second_ws):
         error = await receive_until(ws, "error", within=2)
@@ -175,9 +178,7 @@ async def test_a_broken_connection_does_not_stop_control_messages_for_the_room(
 async def test_a_deleted_organisations_streams_all_close_even_with_a_broken_one(
     committed: Committed, hub_cleanup: None
 ) -> None:
-    tenant = await committed.tenant("pro")
-    owner_ws, first_ws, second_ws = await members(committed, tenant, 3)
-    break_control(tenant, tenant.owner.pk, raise_always)
+    tenant, streams = await room_with_a_broken_owner(committed)
 
     def delete_organisation() -> None:
         organisation_staff_delete(organisation=tenant.organisation)
@@ -185,7 +186,7 @@ async def test_a_deleted_organisations_streams_all_close_even_with_a_broken_one(
 
     await sync_to_async(delete_organisation)()
 
-    for ws in (owner_ws, first_ws, second_ws):
+    for ws in streams:
         while (output := await ws.receive_output(2))["type"] != "websocket.close":
             pass
         assert output["code"] in {4403, 4404, 1011}
