@@ -9,6 +9,7 @@ from streaming.state import stream_state
 from streaming.state.base import LeaseKind
 from tenants.models import Organisation
 from watchlists.selectors import watchlist_list
+from widgets.selectors import widget_list, widget_viewers
 
 from .conf import billing_settings
 from .limits import PlanLimits, organisation_limits
@@ -60,6 +61,8 @@ def organisation_billing_overview(*, organisation: Organisation) -> BillingOverv
     usage = [
         Usage("Open streams", organisation_open_streams(organisation=organisation), limits.max_streams),
         Usage("Watchlists", watchlist_list().count(), limits.max_watchlists),
+        Usage("Widgets", widget_list().count(), limits.max_widgets),
+        Usage("Widget viewers now", sum(widget_viewers(organisation=organisation).values()), limits.max_widget_viewers),
     ]
     return BillingOverview(
         plan=organisation.plan,

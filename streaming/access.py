@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
+from typing import Protocol
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -38,6 +39,19 @@ class OrganisationRef:
     pk: int
     schema_name: str
     name: str
+
+
+class Grant(Protocol):
+    """What a connect step that lets a connection in hands the consumer."""
+
+    @property
+    def limits(self) -> PlanLimits: ...
+
+    @property
+    def symbols(self) -> list[str]: ...
+
+    @property
+    def rejected(self) -> list[Rejection]: ...
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.conf import settings
 from billing.limits import PlanLimits
 from symbols.selectors import Rejection, symbols_validate
 
-from .access import OrganisationRef, StreamAccess, plan_limits, stream_access, watchlist_stream_symbols
+from .access import Grant, OrganisationRef, plan_limits, stream_access, watchlist_stream_symbols
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
 from .params import StreamParams
@@ -37,6 +37,7 @@ from .protocol import (
     Refusal,
     action_parse,
 )
+from .providers import data_simulated
 from .quotes import quotes_frame
 from .sender import ConflatingSender
 from .state import LeaseKind
@@ -54,7 +55,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = NO_PER_CONNECTION_CHANNEL
 
     schema: str
-    user_id: int
+    user_id: int | None = None  # the signed-in member (None for a widget viewer)
     delay_minutes: int
     lease: tuple[LeaseKind, str, str] | None = None
     closing = False  # a close is under way: nothing else is sent, frames are ignored
@@ -107,28 +108,45 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         organisation: OrganisationRef = self.scope["organisation"]
         self.schema = organisation.schema_name
         self.guard = FrameGuard()
+        grant = await self.connect_check(organisation)
+        if isinstance(grant, Refusal):
+            await self.refuse(grant)
+            return
+        self.hub = stream_hub()
+        kind, limit = self.lease_terms(grant.limits)
+        # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
+        self.lease = (kind, self.schema, f"{self.lease_prefix()}{self.hub.process_id}:{uuid.uuid4().hex}")
+        if not await self.hub.state.lease_acquire(*self.lease, limit=limit):
+            self.lease = None
+            await self.refuse(self.lease_refusal(grant.limits))
+            return
+        await self.accept()
+        await self.start_streaming(grant)
+
+    async def connect_check(self, organisation: OrganisationRef) -> Grant | Refusal:
+        """The connect step of SPEC for a signed-in member: session, membership, standing, symbols."""
         params: StreamParams = self.scope["stream_params"]
         self.watchlist_id = params.watchlist_id
         access = await database_sync_to_async(stream_access, thread_sensitive=False)(
             organisation=organisation, session_key=self.scope.get("session_key"), params=params
         )
-        if isinstance(access, Refusal):
-            await self.refuse(access)
-            return
-        self.hub = stream_hub()
-        # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
-        self.lease = (LeaseKind.STREAM, self.schema, f"{self.hub.process_id}:{uuid.uuid4().hex}")
-        if not await self.hub.state.lease_acquire(*self.lease, limit=access.limits.max_streams):
-            self.lease = None
-            await self.refuse(stream_limit_refusal(access.limits))
-            return
-        await self.accept()
-        await self.start_streaming(access)
+        if not isinstance(access, Refusal):
+            self.user_id = access.user_id
+        return access
 
-    async def start_streaming(self, access: StreamAccess) -> None:
-        self.user_id = access.user_id
-        self.delay_minutes = access.limits.delay_minutes
-        self.subscription = Subscription(access.symbols, access.limits)
+    def lease_terms(self, limits: PlanLimits) -> tuple[LeaseKind, int]:
+        """Which places this connection takes, and how many its organisation has."""
+        return LeaseKind.STREAM, limits.max_streams
+
+    def lease_prefix(self) -> str:
+        return ""
+
+    def lease_refusal(self, limits: PlanLimits) -> Refusal:
+        return stream_limit_refusal(limits)
+
+    async def start_streaming(self, grant: Grant) -> None:
+        self.delay_minutes = grant.limits.delay_minutes
+        self.subscription = Subscription(grant.symbols, grant.limits)
         self.sender = ConflatingSender(
             self.send_text,
             self.close_slow,
@@ -144,8 +162,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         await self.send_text(snapshot)
         if self.released:
             return
-        if access.rejected:
-            self.sender.message(self.encode(subscribed([], access.rejected)))
+        if grant.rejected:
+            self.sender.message(self.encode(subscribed([], grant.rejected)))
         self.sender.start()
 
     async def snapshot(self, symbols: list[str]) -> str:
@@ -158,7 +176,12 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             if missing:
                 extra["pending"] = await self.pending_delayed(missing)
         extra["limits"] = limits.as_dict(len(self.subscription))
-        return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra)
+        extra["simulated"] = data_simulated()
+        return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra, **self.snapshot_extra())
+
+    def snapshot_extra(self) -> dict[str, Any]:
+        """More fields of the snapshot, for kinds of connection that need them."""
+        return {}
 
     async def pending_delayed(self, symbols: list[str]) -> list[dict[str, Any]]:
         """When delayed quotes of these symbols will start (their history began when first watched)."""
@@ -239,11 +262,15 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         if self.released:
             return
         accepted, rejected = read if read is not None else ([], [])
+        why = "was deleted" if read is None else "no longer lists them"
+        await self.symbols_replace(accepted, rejected, reason="watchlist", why=f"The watchlist {why}.")
+
+    async def symbols_replace(self, accepted: list[str], rejected: list[Rejection], *, reason: str, why: str) -> None:
+        """Follow exactly these symbols now: say which stopped (and why) and which started."""
         change = self.subscription.replace(accepted)
         self.stop_following(change.removed)
         if change.removed:
-            why = "was deleted" if read is None else "no longer lists them"
-            self.reply(unsubscribed(change.removed, "watchlist", f"The watchlist {why}."))
+            self.reply(unsubscribed(change.removed, reason, why))
         if change.added or rejected or change.rejected:
             await self.start_following(change.added, rejected + change.rejected)
 

@@ -12,9 +12,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from widgets.origins import request_origin
+
 from .access import organisation_ref_cached, organisation_ref_for_host
-from .params import stream_params_parse
-from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, Refusal
+from .params import StreamParams, stream_params_parse
+from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, WIDGET_ORIGIN_MISSING, Refusal
 
 Scope = dict[str, Any]
 
@@ -64,13 +66,18 @@ class StreamParamsMiddleware(_Middleware):
 
 
 class OriginCheckMiddleware(_Middleware):
-    """Browsers always send Origin on websockets: a stream must come from a page of the same host.
-
-    No exception for any parameter: a check that can be skipped is no check.
-    """
+    """Browsers always send Origin on websockets. A signed-in stream must come from a page of the same
+    host; a widget viewer must send an Origin, which the connect step checks against the widget's list
+    (scope["origin"]). No exception for any parameter: a check that can be skipped is no check."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         origin = header(scope, b"origin")
+        params: StreamParams = scope["stream_params"]
+        if params.widget is not None:
+            viewer_origin = request_origin(origin)
+            if viewer_origin is None:
+                return await websocket_refuse(receive, send, WIDGET_ORIGIN_MISSING)
+            return await self.inner({**scope, "origin": viewer_origin}, receive, send)
         if origin and origin_hostname(origin) != hostname_of(scope):
             return await websocket_refuse(receive, send, ORIGIN_FORBIDDEN)
         return await self.inner(scope, receive, send)
@@ -100,5 +107,11 @@ class SessionCookieMiddleware(_Middleware):
         return await self.inner({**scope, "session_key": session_key or None}, receive, send)
 
 
+def own_origin(scope: Scope) -> str | None:
+    """The origin of the organisation's own pages, as seen by this connection (a widget's preview)."""
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return request_origin(f"{scheme}://{header(scope, b'host')}")
+
+
 def websocket_stack(inner: Any) -> Any:
-    return OriginCheckMiddleware(StreamParamsMiddleware(TenantMiddleware(SessionCookieMiddleware(inner))))
+    return StreamParamsMiddleware(OriginCheckMiddleware(TenantMiddleware(SessionCookieMiddleware(inner))))

@@ -4,25 +4,33 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from widgets.models import PUBLIC_ID_PATTERN
+from widgets.tokens import MAX_TOKEN_LENGTH
+
 from .protocol import CloseCode, Refusal
 
 MAX_QUERY_BYTES = 16 * 1024
 MAX_SYMBOLS_AT_CONNECT = 1000
 ID_RE = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
-KNOWN_PARAMS = frozenset({"symbols", "watchlist"})
-# Widget viewers will authenticate with these; until widgets exist, a widget connection is refused
-# (it must never be a way around the Origin check of signed-in streams).
-WIDGET_PARAMS = frozenset({"widget", "token"})
+KNOWN_PARAMS = frozenset({"symbols", "watchlist", "widget", "token"})
+WIDGET_ID_RE = re.compile(PUBLIC_ID_PATTERN)
 
-WIDGETS_UNAVAILABLE = Refusal(CloseCode.FORBIDDEN, "forbidden", "Widget connections are not available here.")
+
+@dataclass(frozen=True)
+class WidgetParams:
+    """`?widget=<public id>&token=<token>`: a widget viewer (the token is checked in the connect step)."""
+
+    public_id: str
+    token: str
 
 
 @dataclass(frozen=True)
 class StreamParams:
-    """`?symbols=A,B` (raw, not yet validated) or `?watchlist=<id>`."""
+    """`?symbols=A,B` (raw, not yet validated), `?watchlist=<id>`, or a widget viewer's `?widget=&token=`."""
 
     symbols: tuple[str, ...] = ()
     watchlist_id: int | None = None
+    widget: WidgetParams | None = None
 
 
 def bad_request(message: str) -> Refusal:
@@ -44,13 +52,13 @@ def stream_params_parse(query_string: bytes) -> StreamParams | Refusal:
         return bad_request("The query string must be URL-encoded ASCII.")
     params: dict[str, str] = {}
     for key, value in pairs:
-        if key in WIDGET_PARAMS:
-            return WIDGETS_UNAVAILABLE
         if key not in KNOWN_PARAMS:
             return bad_request(f"Unknown parameter {key[:40]!r}; use ?symbols=AAPL,MSFT or ?watchlist=<id>.")
         if key in params:
             return bad_request(f"Give ?{key}= once.")
         params[key] = value
+    if "widget" in params or "token" in params:
+        return widget_params_parse(params)
     if "watchlist" in params:
         if "symbols" in params:
             return bad_request("Give either ?symbols= or ?watchlist=, not both.")
@@ -62,3 +70,15 @@ def stream_params_parse(query_string: bytes) -> StreamParams | Refusal:
     if len(symbols) > MAX_SYMBOLS_AT_CONNECT:
         return bad_request(f"Ask for at most {MAX_SYMBOLS_AT_CONNECT} symbols at connect.")
     return StreamParams(symbols=symbols)
+
+
+def widget_params_parse(params: dict[str, str]) -> StreamParams | Refusal:
+    """A widget viewer names its widget and token, and nothing else (a widget shows its own symbols)."""
+    if set(params) != {"widget", "token"}:
+        return bad_request("A widget connection takes ?widget=<id>&token=<token> and nothing else.")
+    if not WIDGET_ID_RE.fullmatch(params["widget"]):
+        return bad_request("?widget= takes a widget's public id, as in its embed snippet.")
+    token = params["token"]
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return bad_request("?token= takes the token from the widget's token endpoint.")
+    return StreamParams(widget=WidgetParams(params["widget"], token))

@@ -33,6 +33,9 @@ class Refusal:
 NOT_AUTHENTICATED = Refusal(CloseCode.NOT_AUTHENTICATED, "not_authenticated", "Log in to stream quotes.")
 UNKNOWN_TENANT = Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "No organisation uses this address.")
 ORIGIN_FORBIDDEN = Refusal(CloseCode.FORBIDDEN, "forbidden", "Connections from this web site are not allowed.")
+WIDGET_ORIGIN_MISSING = Refusal(
+    CloseCode.FORBIDDEN, "forbidden", "A widget connects from a web page: its Origin header is missing or unusable."
+)
 ORGANISATION_DELETED = Refusal(CloseCode.UNKNOWN_TENANT, "unknown_tenant", "This organisation has been deleted.")
 SLOW_CONSUMER = Refusal(
     CloseCode.SLOW_CONSUMER, "slow_consumer", "The connection stopped reading quotes; reconnect to resume."

@@ -30,6 +30,11 @@ def watchlist_notify_changed(*, schema_name: str, watchlist_id: int) -> None:
     )
 
 
+def widget_notify_changed(*, schema_name: str, widget_id: int) -> None:
+    """Tell a widget's open viewers that it was edited, revoked or deleted (SPEC: within 2 seconds), once committed."""
+    _send_after_commit([(control_group(schema_name), {"type": "widget.changed", "widget_id": widget_id})], robust=True)
+
+
 def member_notify_removed(*, schema_name: str, user_id: int) -> None:
     """Close the removed member's open streams of this organisation, once committed."""
     _send_after_commit([(control_group(schema_name), {"type": "member.removed", "user_id": user_id})], robust=True)

@@ -92,6 +92,24 @@ def symbols_validate(raw: Iterable[object]) -> tuple[list[str], list[Rejection]]
 _BEST_KNOWN_FIRST = (Func(F("indices"), function="CARDINALITY", output_field=IntegerField()).desc(),)
 
 
+def rejection_problems(rejected: list[Rejection]) -> list[str]:
+    """What people are told about refused tickers: one sentence per kind of problem."""
+    invalid = [r.symbol for r in rejected if r.reason == "invalid_symbol"]
+    unknown = [r.symbol for r in rejected if r.reason == "unknown_symbol"]
+    problems: list[str] = []
+    if invalid:
+        problems.append(
+            f"Not a ticker: {', '.join(invalid)}. Tickers are letters and digits, with dots or hyphens "
+            "(for example AAPL or BRK-B)."
+        )
+    if unknown:
+        problems.append(
+            f"Not in the symbol directory: {', '.join(unknown)}. Search by company name or ticker to find "
+            "the listed symbol."
+        )
+    return problems
+
+
 def symbol_search(*, query: str, limit: int = SEARCH_LIMIT) -> list[Symbol]:
     """Directory entries matching `query` by ticker prefix or company name, best first, at most `limit`."""
     text = " ".join(query.split()).upper()[:QUERY_MAX_LENGTH]

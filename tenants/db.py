@@ -13,6 +13,13 @@ def tenant_connection() -> DatabaseWrapper:
     return cast(DatabaseWrapper, connection)
 
 
+def require_schema(schema_name: str, *, what: str) -> None:
+    """Fail closed: a write meant for one organisation must never land in another's schema."""
+    current = tenant_connection().schema_name
+    if current != schema_name:
+        raise RuntimeError(f"{what} write for {schema_name} while the connection is on {current}")
+
+
 def activate_public_schema() -> None:
     """Point this thread's connection at the public schema (organisations, users, plans)."""
     tenant_connection().set_schema_to_public()

@@ -7,6 +7,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
@@ -71,14 +72,15 @@ class OrganisationMiddleware(TenantMainMiddleware):
 
 
 class MembershipRequiredMiddleware:
-    """Every page of an organisation's host needs a signed-in member, except the log-in pages."""
+    """Every page of an organisation's host needs a signed-in member, except the log-in pages and the
+    views marked with Django's `login_not_required` (a widget's script and token, for anyone's site)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         organisation: Organisation | None = getattr(request, "organisation", None)
-        if organisation is None or request.path.startswith(OPEN_TENANT_PATHS):
+        if organisation is None or request.path.startswith(OPEN_TENANT_PATHS) or _open_view(request):
             return self.get_response(request)
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -95,6 +97,23 @@ class MembershipRequiredMiddleware:
             )
         request.membership = membership  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+def _open_view(request: HttpRequest) -> bool:
+    """Whether the path resolves to a view marked `login_not_required` (unknown paths are not open)."""
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return getattr(match.func, "login_required", True) is False
+
+
+def request_organisation(request: HttpRequest) -> Organisation:
+    """The organisation of the host this request came to (only on an organisation's host)."""
+    organisation: Organisation | None = getattr(request, "organisation", None)
+    if organisation is None:
+        raise RuntimeError("request_organisation() on the public host")
+    return organisation
 
 
 def request_membership(request: HttpRequest) -> Membership:

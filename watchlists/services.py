@@ -11,13 +11,14 @@ symbols nor slip past a limit together.
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models.functions import Lower
 
 from billing.limits import PlanLimits, organisation_limits
+from core.names import name_clean, save_unique_name
 from streaming.services import watchlist_notify_changed
-from symbols.selectors import symbols_validate
-from tenants.db import tenant_connection
+from symbols.selectors import rejection_problems, symbols_validate
+from tenants.db import require_schema
 from tenants.models import Organisation
 
 from .models import Watchlist
@@ -128,19 +129,11 @@ def watchlist_reorder(*, organisation: Organisation, watchlist_id: int, symbol: 
 
 # -- checks ----------------------------------------------------------------------------------------
 def _require_schema(organisation: Organisation) -> None:
-    # Fail closed: a write meant for one organisation must never land in another's schema.
-    current = tenant_connection().schema_name
-    if current != organisation.schema_name:
-        raise RuntimeError(f"watchlist write for {organisation.schema_name} while the connection is on {current}")
+    require_schema(organisation.schema_name, what="watchlist")
 
 
 def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise ValidationError({"name": "Give the watchlist a name."})
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError({"name": f"Keep the name to {NAME_MAX_LENGTH} characters or fewer."})
-    return name
+    return name_clean(name, thing="watchlist", max_length=NAME_MAX_LENGTH)
 
 
 def _require_name_free(name: str, *, exclude_id: int | None = None) -> None:
@@ -165,20 +158,8 @@ def _require_member(watchlist: Watchlist, symbol: str) -> None:
 def _symbols_to_add(*, limits: PlanLimits, current: Sequence[str], requested: Sequence[str]) -> list[str]:
     """The requested symbols, checked against the directory, the watchlist and the plan."""
     accepted, rejected = symbols_validate(requested)
-    problems: list[str] = []
-    invalid = [r.symbol for r in rejected if r.reason == "invalid_symbol"]
-    unknown = [r.symbol for r in rejected if r.reason == "unknown_symbol"]
+    problems = rejection_problems(rejected)
     present = [s for s in accepted if s in current]
-    if invalid:
-        problems.append(
-            f"Not a ticker: {', '.join(invalid)}. Tickers are letters and digits, with dots or hyphens "
-            "(for example AAPL or BRK-B)."
-        )
-    if unknown:
-        problems.append(
-            f"Not in the symbol directory: {', '.join(unknown)}. Search by company name or ticker to find "
-            "the listed symbol."
-        )
     if present:
         problems.append(f"Already in this watchlist: {', '.join(present)}.")
     if not problems and not accepted:
@@ -217,14 +198,9 @@ def _locked(watchlist_id: int) -> Watchlist:
 
 
 def _save(watchlist: Watchlist, *, update_fields: list[str] | None = None) -> None:
-    try:
-        # A savepoint, so a lost race on the unique name leaves the outer transaction usable.
-        with transaction.atomic():
-            watchlist.save(update_fields=update_fields)
-    except IntegrityError as exc:
-        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != NAME_CONSTRAINT:
-            raise
-        raise ValidationError({"name": _name_taken(watchlist.name)}) from exc
+    save_unique_name(
+        watchlist, constraint=NAME_CONSTRAINT, taken=_name_taken(watchlist.name), update_fields=update_fields
+    )
 
 
 def _count(number: int, noun: str) -> str:

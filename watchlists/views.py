@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.limits import organisation_limits
+from core.forms import refusal_context
 from symbols.selectors import symbol_entries, symbol_search
+from tenants.decorators import admin_required as tenant_admin_required
 from tenants.models import Membership, Organisation
 
 from .forms import SymbolForm, SymbolMoveForm, SymbolsAddForm, WatchlistNameForm
@@ -32,16 +34,7 @@ from .services import (
 View = Callable[..., HttpResponse]
 
 
-def admin_required(view: View) -> View:
-    """Owners and admins only: a member gets a 403 page saying who can make the change."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not _membership(request).is_admin:
-            return render(request, "watchlists/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
+admin_required = tenant_admin_required("watchlists/forbidden.html")
 
 
 def watchlist_or_404(view: View) -> View:
@@ -211,13 +204,7 @@ def _detail_page(
 
 
 def _refusal_context(request: HttpRequest, form: Form | None, refusal: ValidationError | None) -> dict[str, Any]:
-    """Put a service's refusal on its form; a plan limit also gets a link to the organisation's billing page."""
-    limit_refused = False
-    if form is not None and refusal is not None:
-        for field, errors in refusal.update_error_dict({}).items():
-            form.add_error(field if field in form.fields else None, errors)
-            limit_refused = limit_refused or any(error.code in PLAN_LIMIT_CODES for error in errors)
-    return {"limit_refused": limit_refused, "plans_url": reverse("billing")}
+    return refusal_context(form, refusal, limit_codes=PLAN_LIMIT_CODES)
 
 
 def _back_to_symbols(pk: int) -> HttpResponse:

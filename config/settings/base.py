@@ -107,6 +107,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "watchlists",
+    "widgets",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -322,6 +323,8 @@ RELAY_CHANNEL = env.str("RELAY_CHANNEL", default="td:relay:quotes")
 # How long a stream lease lives without its process refreshing it (a killed process's streams
 # stop counting after this).
 STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)
+# How long a widget viewer token lets a viewer connect (the embed script renews it before then).
+WIDGET_TOKEN_SECONDS = env.int("WIDGET_TOKEN_SECONDS", default=300)
 STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)
 # Quote frames leave on a shared clock: what arrives within one tick shares a frame (streaming.sender).
 STREAM_FRAME_MS = env.float("STREAM_FRAME_MS", default=20.0)

@@ -9,6 +9,11 @@ from .simulated import SimulatedProvider
 PROVIDERS = ("simulated", "relay")
 
 
+def data_simulated() -> bool:
+    """Whether the quotes are made up (SPEC: labelled as simulated wherever prices are shown)."""
+    return bool(settings.MARKET_DATA_PROVIDER == "simulated")
+
+
 def provider_create(name: str | None = None) -> MarketDataProvider:
     """The provider named (default: MARKET_DATA_PROVIDER), configured from settings."""
     name = name or settings.MARKET_DATA_PROVIDER
@@ -21,4 +26,4 @@ def provider_create(name: str | None = None) -> MarketDataProvider:
     raise ValueError(f"Unknown market-data provider {name!r}; available: {', '.join(PROVIDERS)}.")
 
 
-__all__ = ["PROVIDERS", "MarketDataProvider", "RelayProvider", "SimulatedProvider", "provider_create"]
+__all__ = ["PROVIDERS", "MarketDataProvider", "RelayProvider", "SimulatedProvider", "data_simulated", "provider_create"]

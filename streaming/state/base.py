@@ -42,6 +42,10 @@ class StreamState(abc.ABC):
     @abc.abstractmethod
     async def lease_count(self, kind: LeaseKind, schema: str) -> int: ...
 
+    @abc.abstractmethod
+    async def lease_ids(self, kind: LeaseKind, schema: str) -> list[str]:
+        """The ids of the organisation's live leases (a usage page counts them by prefix)."""
+
     # -- the watch registry: which organisation follows which symbol, per process ---------------
     @abc.abstractmethod
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:

@@ -31,6 +31,9 @@ class MemoryStreamState(StreamState):
     async def lease_count(self, kind: LeaseKind, schema: str) -> int:
         return len(self._leases[kind, schema])
 
+    async def lease_ids(self, kind: LeaseKind, schema: str) -> list[str]:
+        return list(self._leases[kind, schema])
+
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
         watches = self._watches[process_id]
         if full:

@@ -88,6 +88,14 @@ class RedisStreamState(StreamState):
             _, count = await pipe.execute()
         return int(count)
 
+    async def lease_ids(self, kind: LeaseKind, schema: str) -> list[str]:
+        key = _lease_key(kind, schema)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", _now_ms())
+            pipe.zrange(key, 0, -1)
+            _, members = await pipe.execute()
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
         key = f"{PREFIX}watch:{process_id}"
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -100,20 +100,23 @@ async def test_a_cross_origin_page_is_4403(committed: Committed, hub_cleanup: No
 
 
 @pytest.mark.parametrize("query", ["watchlist=1&widget=x", "watchlist=1&widget=", "symbols=AAPL&widget=w&token=t"])
-async def test_a_widget_parameter_never_skips_the_origin_check(
+async def test_widget_parameters_mixed_with_a_member_stream_are_refused(
     committed: Committed, hub_cleanup: None, query: str
 ) -> None:
     tenant = await committed.tenant("pro")
     ws = connect(tenant.host, session=tenant.session, query=query, origin="https://evil.example")
-    error = await expect_refusal(ws, 4403, "forbidden")
-    assert "not allowed" in error["message"]
+    error = await expect_refusal(ws, 4400, "bad_request")
+    assert "?widget=<id>&token=<token> and nothing else" in error["message"]
 
 
-async def test_a_widget_parameter_is_refused_from_the_same_origin_too(committed: Committed, hub_cleanup: None) -> None:
+async def test_a_widget_query_never_turns_a_session_into_a_stream_from_another_site(
+    committed: Committed, hub_cleanup: None
+) -> None:
+    """The member's cookie rides along, but a widget connection is judged by its token alone."""
     tenant = await committed.tenant("pro")
-    ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL&widget=x", origin=f"http://{tenant.host}")
-    error = await expect_refusal(ws, 4403, "forbidden")
-    assert "Widget" in error["message"]
+    query = "widget=w_AAAAAAAAAAAAAAAA&token=forged"
+    ws = connect(tenant.host, session=tenant.session, query=query, origin="https://evil.example")
+    await expect_refusal(ws, 4401, "not_authenticated")
 
 
 @pytest.mark.parametrize("query", ["watchlist=%C2%B2", "watchlist=1%00", "watchlist=1&watchlist=2", "symbols=AAPL&x=1"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from streaming.params import StreamParams, id_parse, stream_params_parse
+from streaming.params import StreamParams, WidgetParams, id_parse, stream_params_parse
 from streaming.protocol import CloseCode, Refusal
 
 
@@ -13,6 +13,7 @@ from streaming.protocol import CloseCode, Refusal
         (b"symbols=AAPL,,%20,MSFT", StreamParams(symbols=("AAPL", "MSFT"))),
         (b"watchlist=12", StreamParams(watchlist_id=12)),
         (b"", StreamParams()),
+        (b"widget=w_AAAAAAAAAAAAAAAA&token=a%3Ab", StreamParams(widget=WidgetParams("w_AAAAAAAAAAAAAAAA", "a:b"))),
     ],
 )
 def test_well_formed_queries_parse(query: bytes, expected: StreamParams) -> None:
@@ -30,9 +31,11 @@ def test_well_formed_queries_parse(query: bytes, expected: StreamParams) -> None
         (b"watchlist=1&watchlist=2", CloseCode.BAD_REQUEST, "bad_request", "once"),
         (b"watchlist=1&symbols=AAPL", CloseCode.BAD_REQUEST, "bad_request", "not both"),
         (b"symbols=AAPL&debug=1", CloseCode.BAD_REQUEST, "bad_request", "Unknown parameter"),
-        (b"watchlist=1&widget=x", CloseCode.FORBIDDEN, "forbidden", "Widget"),
-        (b"watchlist=1&widget=", CloseCode.FORBIDDEN, "forbidden", "Widget"),
-        (b"token=abc&symbols=AAPL", CloseCode.FORBIDDEN, "forbidden", "Widget"),
+        (b"watchlist=1&widget=x", CloseCode.BAD_REQUEST, "bad_request", "nothing else"),
+        (b"widget=w_AAAAAAAAAAAAAAAA", CloseCode.BAD_REQUEST, "bad_request", "nothing else"),
+        (b"token=abc&symbols=AAPL", CloseCode.BAD_REQUEST, "bad_request", "nothing else"),
+        (b"widget=w_short&token=abc", CloseCode.BAD_REQUEST, "bad_request", "public id"),
+        (b"widget=w_AAAAAAAAAAAAAAAA&token=", CloseCode.BAD_REQUEST, "bad_request", "?token="),
         (b"symbols=" + b",".join([b"A"] * 1001), CloseCode.BAD_REQUEST, "bad_request", "at most 1000"),
         (b"symbols=" + b"A" * 20_000, CloseCode.BAD_REQUEST, "bad_request", "longer than"),
     ],

@@ -1,0 +1,177 @@
+"""Widget pages (owners and admins), the public script and the token endpoint's CORS rules."""
+
+import json
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from tenants.models import Organisation, Role
+from tests.conftest import host_client
+from tests.watchlists.conftest import inside, signed_in
+from widgets.models import Widget
+from widgets.tokens import widget_token_problem
+
+from .conftest import SITE
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"name": "Homepage", "kind": "ticker_tape", "theme": "dark", "symbols": "aapl, msft", "watchlist": "",
+        "allowed_origins": "https://www.example.com\nhttps://shop.example.com:8443"}  # fmt: skip
+
+
+def owner_client(organisation: Organisation) -> Client:
+    return signed_in(organisation, organisation.memberships.get(role=Role.OWNER).user)
+
+
+def test_an_owner_creates_a_widget_and_sees_its_snippet(pro_org: Organisation) -> None:
+    client = owner_client(pro_org)
+    response = client.post("/widgets/new/", FORM)
+    assert response.status_code == 302
+    with inside(pro_org):
+        widget = Widget.objects.get()
+    assert widget.allowed_origins == ["https://www.example.com", "https://shop.example.com:8443"]
+    page = client.get(response["Location"]).content.decode()
+    assert f'data-tickerdeck-widget="{widget.public_id}"' in page
+    assert f"http://initech.localhost/widgets/{widget.public_id}/embed.js" in page
+    assert '<span id="widget-viewers">0</span> viewers now' in page
+
+
+def test_a_refused_create_keeps_the_form_and_says_why(free_org: Organisation) -> None:
+    response = owner_client(free_org).post("/widgets/new/", FORM)
+    assert response.status_code == 400
+    assert "the Free plan allows no widgets" in response.content.decode()
+
+
+def test_members_cannot_manage_widgets(
+    pro_org: Organisation, make_user: Callable[..., User], make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    member = make_user("member@initech.example")
+    pro_org.memberships.create(user=member, role=Role.MEMBER)
+    client = signed_in(pro_org, member)
+    assert client.get("/widgets/").status_code == 403
+    assert client.post("/widgets/new/", FORM).status_code == 403
+    assert client.post(f"/widgets/{widget.pk}/active/", {"active": "0"}).status_code == 403
+    with inside(pro_org):
+        assert Widget.objects.get().active
+
+
+def test_another_organisation_widget_is_a_404(
+    pro_org: Organisation, make_organisation: Callable[..., Organisation], make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    other = make_organisation("umbrella", plan="pro")
+    client = owner_client(other)
+    assert client.get(f"/widgets/{widget.pk}/").status_code == 404
+    assert client.post(f"/widgets/{widget.pk}/active/", {"active": "0"}).status_code == 404
+    assert (
+        host_client("umbrella.localhost").post(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE).status_code
+        == 404
+    )
+
+
+def test_revoke_and_restore(pro_org: Organisation, make_widget: Callable[..., Widget]) -> None:
+    widget = make_widget(pro_org)
+    client = owner_client(pro_org)
+    client.post(f"/widgets/{widget.pk}/active/", {"active": "0"})
+    widget_page = client.get(f"/widgets/{widget.pk}/").content.decode()
+    assert "Revoked" in widget_page
+    assert client.post(f"/widgets/{widget.pk}/active/", {"active": "maybe"}).status_code == 302
+    client.post(f"/widgets/{widget.pk}/active/", {"active": "1"})
+    with inside(pro_org):
+        assert Widget.objects.get().active
+
+
+# -- the public script -------------------------------------------------------------------------------
+def test_the_script_is_public_cacheable_and_the_same_for_every_widget(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    anonymous = host_client("initech.localhost")
+    response = anonymous.get(f"/widgets/{widget.public_id}/embed.js", HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/javascript; charset=utf-8"
+    assert response["Content-Encoding"] == "gzip"
+    assert response["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert "max-age=300" in response["Cache-Control"]
+    again = anonymous.get(f"/widgets/{widget.public_id}/embed.js", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+    assert anonymous.get("/widgets/w_AAAAAAAAAAAAAAAA/embed.js").status_code == 404
+
+
+# -- tokens --------------------------------------------------------------------------------------------
+def test_an_allowed_origin_gets_a_token_with_cors_headers(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE)
+    assert response.status_code == 200
+    body = json.loads(response.content)
+    assert set(body) == {"token", "expires_in"}
+    assert body["expires_in"] == 300
+    assert response["Access-Control-Allow-Origin"] == SITE
+    assert "Origin" in response["Vary"]
+    assert response["Cache-Control"] == "no-store"
+    problem = widget_token_problem(
+        body["token"], schema_name=pro_org.schema_name, public_id=widget.public_id, origin=SITE
+    )
+    assert problem is None
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "", "https://www.example.com.evil.example"])
+def test_any_other_origin_gets_403_and_no_cors_header(
+    pro_org: Organisation, make_widget: Callable[..., Widget], origin: str
+) -> None:
+    widget = make_widget(pro_org)
+    headers = {"HTTP_ORIGIN": origin} if origin else {}
+    response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", **headers)
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response
+    assert json.loads(response.content)["error"] == "forbidden"
+
+
+def test_a_revoked_widget_gets_no_token(pro_org: Organisation, make_widget: Callable[..., Widget]) -> None:
+    widget = make_widget(pro_org)
+    owner_client(pro_org).post(f"/widgets/{widget.pk}/active/", {"active": "0"})
+    response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE)
+    assert response.status_code == 403
+    assert "turned off" in json.loads(response.content)["message"]
+
+
+def test_the_organisation_own_pages_get_a_token_for_the_preview(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    response = host_client("initech.localhost").post(
+        f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN="http://initech.localhost"
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "http://initech.localhost"
+
+
+def test_a_preflight_is_answered_for_allowed_origins_only(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    client = host_client("initech.localhost")
+    allowed = client.options(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE)
+    assert allowed.status_code == 204
+    assert allowed["Access-Control-Allow-Origin"] == SITE
+    refused = client.options(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN="https://evil.example")
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused
+
+
+def test_a_token_is_not_given_by_get(pro_org: Organisation, make_widget: Callable[..., Widget]) -> None:
+    widget = make_widget(pro_org)
+    assert (
+        host_client("initech.localhost").get(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE).status_code == 405
+    )
+
+
+def test_other_pages_of_the_host_still_need_a_member(pro_org: Organisation) -> None:
+    anonymous = host_client("initech.localhost")
+    assert anonymous.get("/widgets/").status_code == 302
+    assert anonymous.get("/widgets/w_AAAAAAAAAAAAAAAA/").status_code == 302

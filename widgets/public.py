@@ -1,0 +1,88 @@
+"""What any web site may load from an organisation's host: a widget's script and its viewer tokens.
+
+No session, no CSRF token: the script is public, and a token is only handed, with CORS headers, to
+an Origin in the widget's list (or the organisation's own pages, for the preview).
+"""
+
+from functools import cache
+from hashlib import sha256
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import condition, require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from tenants.middleware import request_organisation
+
+from .access import origin_allowed
+from .origins import request_origin
+from .selectors import widget_by_public_id
+from .tokens import token_seconds, widget_token_issue
+
+EMBED_SCRIPT = Path(__file__).resolve().parent / "embed" / "embed.js"
+SCRIPT_MAX_AGE = 300
+PREFLIGHT_MAX_AGE = 600
+
+
+@cache
+def embed_script() -> tuple[bytes, str]:
+    """The script and its ETag, read once per process."""
+    body = EMBED_SCRIPT.read_bytes()
+    return body, f'"{sha256(body).hexdigest()[:32]}"'
+
+
+@login_not_required
+@require_GET
+@gzip_page
+@condition(etag_func=lambda request, public_id: embed_script()[1])
+def embed_js(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The same script for every widget: it reads its widget's id from its own URL."""
+    if widget_by_public_id(public_id=public_id) is None:
+        return HttpResponse("// No such widget.\n", status=404, content_type="text/javascript; charset=utf-8")
+    response = HttpResponse(embed_script()[0], content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = f"public, max-age={SCRIPT_MAX_AGE}"
+    # Loaded by other sites' pages, including ones that isolate themselves (COEP).
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+@login_not_required
+@csrf_exempt
+@require_http_methods(["POST", "OPTIONS"])
+@vary_on_headers("Origin")
+def token(request: HttpRequest, public_id: str) -> HttpResponse:
+    """`{"token", "expires_in"}` with CORS headers for an allowed Origin; 403 and no CORS header otherwise."""
+    origin = request_origin(request.headers.get("Origin", ""))
+    widget = widget_by_public_id(public_id=public_id)
+    if widget is None:
+        return _refusal(404, "not_found", "No such widget.")
+    if not widget.active:
+        return _refusal(403, "forbidden", "This widget has been turned off by its organisation.")
+    if origin is None or not origin_allowed(widget, origin, own_origin(request)):
+        return _refusal(403, "forbidden", "This widget is not allowed on this web site.")
+    if request.method == "OPTIONS":  # a preflight; the embed script's own request needs none
+        response = HttpResponse(status=204)
+        response["Access-Control-Allow-Methods"] = "POST"
+        response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+    else:
+        issued = widget_token_issue(
+            schema_name=request_organisation(request).schema_name, public_id=widget.public_id, origin=origin
+        )
+        response = JsonResponse({"token": issued, "expires_in": token_seconds()})
+    response["Access-Control-Allow-Origin"] = origin
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def own_origin(request: HttpRequest) -> str | None:
+    """The organisation's own pages' origin, as this request reached us."""
+    return request_origin(f"{request.scheme}://{request.get_host()}")
+
+
+def _refusal(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
