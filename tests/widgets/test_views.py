@@ -125,8 +125,8 @@ def test_any_other_origin_gets_403_and_no_cors_header(
     pro_org: Organisation, make_widget: Callable[..., Widget], origin: str
 ) -> None:
     widget = make_widget(pro_org)
-    headers = {"HTTP_ORIGIN": origin} if origin else {}
-    response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", **headers)
+    headers = {"Origin": origin} if origin else {}
+    response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", headers=headers)
     assert response.status_code == 403
     assert "Access-Control-Allow-Origin" not in response
     assert json.loads(response.content)["error"] == "forbidden"
