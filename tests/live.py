@@ -269,7 +269,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @contextmanager
-def chromium_page(timeout_ms: float = 20_000) -> Iterator[Page]:
+def chromium_page(timeout_ms: float = 20_000, **context: Any) -> Iterator[Page]:
     """A page in a fresh headless Chromium (own cookie jar), closed on exit.
 
     Playwright's sync API runs an event loop in this thread while it is open, and Django refuses
@@ -281,7 +281,7 @@ def chromium_page(timeout_ms: float = 20_000) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(**context)  # e.g. locale="de-DE"
             page.set_default_timeout(timeout_ms)
             yield page
         finally:

@@ -105,10 +105,10 @@ async def recv_until(ws: ClientConnection, kind: str, within: float = 10) -> dic
 
 
 async def expect_refused(
-    server: LiveServer, host: str, session: str | None, query: str, close_code: int, error_code: str
+    server: LiveServer, host: str, session: str | None, query: str, close_code: int, error_code: str, **options: Any
 ) -> dict[str, Any]:
     """The server accepts, sends an `error` with `error_code`, then closes with `close_code`."""
-    async with ws_connect(server, host, session, query) as ws:
+    async with ws_connect(server, host, session, query, **options) as ws:
         error = await recv_json(ws)
         assert error["type"] == "error", error
         assert error["code"] == error_code, error

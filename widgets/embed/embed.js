@@ -6,9 +6,10 @@
   var ID = /\/widgets\/(w_[A-Za-z0-9_-]{16})\/embed\.js(?:[?#]|$)/;
   var TERMINAL = { 4400: 1, 4402: 1, 4403: 1, 4404: 1, 4429: 1 };
   var ANNOUNCE_MS = 30000;
+  var TOKEN_TRIES = 5;
   var CSS = [
     ":host{all:initial!important;display:block!important;visibility:visible!important;opacity:1!important;",
-    "contain:content;font:14px/1.4 var(--tickerdeck-font,system-ui,-apple-system,'Segoe UI',Roboto,sans-serif)}",
+    "contain:content!important;font:14px/1.4 var(--tickerdeck-font,system-ui,-apple-system,'Segoe UI',Roboto,sans-serif)!important}",
     ".w{--bg:#fff;--fg:#16181d;--muted:#667085;--line:#e4e7ec;--up:#067647;--down:#b42318;",
     "background:var(--tickerdeck-bg,var(--bg));color:var(--tickerdeck-fg,var(--fg));",
     "border:1px solid var(--tickerdeck-border,var(--line));border-radius:var(--tickerdeck-radius,8px);overflow:hidden}",
@@ -60,6 +61,7 @@
     this.foot = el("div", "foot");
     this.live = el("div", "sr");
     this.live.setAttribute("role", "status");
+    this.live.setAttribute("aria-live", "polite");
     this.box.append(this.body, this.foot, this.live);
     this.root.appendChild(this.box);
     this.quotes = {};
@@ -67,6 +69,7 @@
     this.cells = {};
     this.changed = {};
     this.attempt = 0;
+    this.tokenFailures = 0;
     this.lastAnnounce = 0;
     this.start();
   }
@@ -88,14 +91,20 @@
       })
       .then(function (data) {
         self.token = data.token;
+        self.tokenFailures = 0;
         // Renewed before it expires, so a reconnect always has a valid one.
         self.renewTimer = setTimeout(function () { if (!self.stopped) self.fetchToken(); }, data.expires_in * 800);
         if (then) then();
       })
       .catch(function (error) {
-        // 403/404, or a page whose CSP forbids the websocket: retrying would change nothing.
-        if (error && (error.terminal || error.name === "SecurityError")) self.unavailable();
-        else if (then) self.retry(function () { self.fetchToken(then); });
+        // 403/404, or a page whose CSP forbids the websocket: retrying would change nothing. A site
+        // not in the widget's list gets no CORS header, so its refusal looks like a network error:
+        // the widget says it is unavailable at once, and gives up after a few more tries.
+        if (error && (error.terminal || error.name === "SecurityError")) return self.unavailable();
+        if (!then) return;
+        self.showUnavailable();
+        if (++self.tokenFailures >= TOKEN_TRIES) return self.unavailable();
+        self.retry(function () { self.fetchToken(then); });
       });
   };
 
@@ -123,6 +132,11 @@
   Widget.prototype.unavailable = function () {
     this.stopped = true;
     clearTimeout(this.renewTimer);
+    this.showUnavailable();
+  };
+
+  Widget.prototype.showUnavailable = function () {
+    this.config = null;
     this.body.replaceWith((this.body = el("div", "msg", "Quotes unavailable")));
     this.foot.textContent = "";
   };
@@ -234,15 +248,16 @@
     // A polite live region, at most every 30 seconds, so screen readers are not flooded.
     var now = Date.now();
     if (now - this.lastAnnounce < ANNOUNCE_MS) return;
-    this.lastAnnounce = now;
     var parts = [];
     for (var symbol in this.changed) {
       var quote = this.changed[symbol];
       parts.push(symbol + " " + price.format(quote.price) + " " + percent.format(quote.change_pct / 100));
       if (parts.length === 3) break;
     }
+    if (!parts.length) return;
     this.changed = {};
-    if (parts.length) this.live.textContent = parts.join(", ");
+    this.lastAnnounce = now;
+    this.live.textContent = parts.join(", ");
   };
 
   function boot(script) {
