@@ -9,6 +9,8 @@ from accounts.services import owner_get_or_create
 from billing.models import Plan
 from watchlists.selectors import watchlist_list
 from watchlists.services import watchlist_create
+from widgets.selectors import widget_list
+from widgets.services import WidgetSpec, widget_create
 
 from .models import Organisation
 from .services.organisations import organisation_create
@@ -22,6 +24,8 @@ DEMO_WATCHLISTS = {
     "Banks": ["JPM", "BAC", "WFC", "GS", "MS", "C"],
     "Consumer": ["KO", "PEP", "MCD", "NKE", "DIS", "COST", "WMT"],
 }
+# A page at this origin (e.g. `python3 -m http.server 8080` in a folder holding the snippet) shows it.
+DEMO_WIDGET_ORIGIN = "http://localhost:8080"
 
 
 def demo_ensure(*, password: str) -> list[str]:
@@ -39,6 +43,7 @@ def demo_ensure(*, password: str) -> list[str]:
                 name="Demo Capital", slug=DEMO_SLUG, owner=owner, plan=Plan.objects.get(slug="pro")
             )
         demo_watchlists_ensure(organisation=organisation, owner=owner)
+        demo_widget_ensure(organisation=organisation, owner=owner)
         staff = User.objects.filter(email=STAFF_EMAIL).first() or User.objects.create_superuser(
             email=STAFF_EMAIL, password=password
         )
@@ -58,3 +63,16 @@ def demo_watchlists_ensure(*, organisation: Organisation, owner: User) -> None:
         for name, symbols in DEMO_WATCHLISTS.items():
             if name not in existing:
                 watchlist_create(organisation=organisation, name=name, symbols=symbols, created_by_id=owner.pk)
+
+
+def demo_widget_ensure(*, organisation: Organisation, owner: User) -> None:
+    """Give the demo organisation a ticker-tape widget of Big Tech, once (when it has no widget)."""
+    with tenant_context(organisation):
+        if not widget_list().exists():
+            spec = WidgetSpec(
+                name="Big Tech tape",
+                kind="ticker_tape",
+                symbols=DEMO_WATCHLISTS["Big Tech"],
+                allowed_origins=(DEMO_WIDGET_ORIGIN,),
+            )
+            widget_create(organisation=organisation, spec=spec, created_by_id=owner.pk)

@@ -1,15 +1,13 @@
 """The embed snippet: one element and one script tag, pasted into a page of an allowed site."""
 
-from django.utils.html import format_html
+from django.utils.html import escape
 
 
 def embed_snippet(*, public_id: str, organisation_base_url: str) -> str:
-    """`organisation_base_url` is the organisation's scheme://host[:port], where the script and token live."""
-    return str(
-        format_html(
-            '<div data-tickerdeck-widget="{}"></div>\n<script src="{}/widgets/{}/embed.js" async></script>',
-            public_id,
-            organisation_base_url.rstrip("/"),
-            public_id,
-        )
+    """The snippet as text (templates escape it to show it); `organisation_base_url` is scheme://host[:port]."""
+    public_id, base = escape(public_id), escape(organisation_base_url.rstrip("/"))
+    # An f-string makes plain text of escape()'s safe strings: shown on a page, it must be escaped again.
+    return (
+        f'<div data-tickerdeck-widget="{public_id}"></div>\n'
+        f'<script src="{base}/widgets/{public_id}/embed.js" async></script>'
     )

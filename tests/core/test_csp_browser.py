@@ -1,8 +1,8 @@
 """The strict Content-Security-Policy in Debian's Chromium: every page works under it, nothing is blocked.
 
 Real web and feed processes; the browser signs up, logs in, and uses the dashboard (quotes must still
-stream over the websocket), watchlists (symbol search fetches), the team page (a confirmation
-dialog) and the settings page, while every console message and `securitypolicyviolation` event
+stream over the websocket), watchlists (symbol search fetches), widgets (the live preview), the team
+page (a confirmation dialog) and the settings page, while every console message and `securitypolicyviolation` event
 is collected.
 """
 
@@ -116,6 +116,20 @@ def watch_quotes_stream(page: Page, web: LiveServer, tenant: Tenant) -> None:
     )
 
 
+def use_widgets(page: Page, web: LiveServer, tenant: Tenant) -> None:
+    """Create a widget; its page's live preview (the embed script, in a Shadow DOM) streams under the policy."""
+    page.goto(web.url("/widgets/", host=tenant.host))
+    page.fill("#id_name", "Homepage")
+    page.fill("#id_symbols", "AAPL, MSFT")
+    page.fill("#id_allowed_origins", "https://www.example.com")
+    page.get_by_role("button", name="Create widget").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Homepage")
+    expect(page.locator("#snippet")).to_contain_text("data-tickerdeck-widget")
+    expect(page.locator("[data-tickerdeck-widget] tbody td").first).to_have_text(re.compile(r"\d"))
+    page.get_by_role("button", name="Copy snippet").click()  # a static script; the clipboard may refuse
+    expect(page.get_by_role("button", name=re.compile("Cop|Selected"))).to_be_visible()
+
+
 def dismiss_removing_a_member(page: Page, web: LiveServer, tenant: Tenant, member_email: str) -> str:
     """The team page asks before removing someone (a static script now); dismissing keeps them."""
     page.goto(web.url("/members/", host=tenant.host))
@@ -149,6 +163,7 @@ def test_every_page_runs_under_the_strict_policy_without_a_violation(
             log_in(page, web, tenant)
             use_watchlists(page, web, tenant)
             watch_quotes_stream(page, web, tenant)
+            use_widgets(page, web, tenant)
             dialog = dismiss_removing_a_member(page, web, tenant, member_email)
             page.goto(web.url("/settings/", host=tenant.host))
             expect(page.get_by_role("heading", level=1)).to_be_visible()

@@ -3,9 +3,10 @@
 import pytest
 from django_tenants.utils import tenant_context
 
-from tenants.demo import DEMO_SLUG, DEMO_WATCHLISTS, demo_ensure
+from tenants.demo import DEMO_SLUG, DEMO_WATCHLISTS, DEMO_WIDGET_ORIGIN, demo_ensure
 from tenants.models import Organisation
 from watchlists.models import Watchlist
+from widgets.models import Widget
 
 pytestmark = pytest.mark.django_db
 
@@ -27,3 +28,14 @@ def test_running_it_again_adds_nothing_and_keeps_a_users_edits() -> None:
         Watchlist.objects.filter(name="Banks").update(symbols=["JPM"])
     demo_ensure(password="demo-Password-2026")
     assert demo_watchlists() == {**DEMO_WATCHLISTS, "Banks": ["JPM"]}
+
+
+def test_the_demo_organisation_has_one_widget_to_try() -> None:
+    demo_ensure(password="demo-Password-2026")
+    demo_ensure(password="demo-Password-2026")
+    with tenant_context(Organisation.objects.get(slug=DEMO_SLUG)):
+        widgets = list(Widget.objects.all())
+    assert [(w.name, w.kind, w.allowed_origins) for w in widgets] == [
+        ("Big Tech tape", "ticker_tape", [DEMO_WIDGET_ORIGIN])
+    ]
+    assert widgets[0].symbols == DEMO_WATCHLISTS["Big Tech"]

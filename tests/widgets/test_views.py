@@ -34,7 +34,10 @@ def test_an_owner_creates_a_widget_and_sees_its_snippet(pro_org: Organisation) -
     assert widget.allowed_origins == ["https://www.example.com", "https://shop.example.com:8443"]
     page = client.get(response["Location"]).content.decode()
     assert f'data-tickerdeck-widget="{widget.public_id}"' in page
-    assert f"http://initech.localhost/widgets/{widget.public_id}/embed.js" in page
+    # The snippet is shown as text (escaped), not rendered as a second copy of the widget.
+    assert f'<pre class="snippet" id="snippet">&lt;div data-tickerdeck-widget=&quot;{widget.public_id}&quot;' in page
+    assert f"http://initech.localhost/widgets/{widget.public_id}/embed.js&quot; async&gt;" in page
+    assert page.count("<div data-tickerdeck-widget=") == 1  # the preview
     assert '<span id="widget-viewers">0</span> viewers now' in page
 
 
