@@ -2,11 +2,9 @@
 
 from dataclasses import dataclass
 
-from asgiref.sync import async_to_sync
 from django.db.models import QuerySet
 
-from streaming.state import stream_state
-from streaming.state.base import LeaseKind
+from streaming.state import LeaseKind, lease_ids_sync
 from tenants.models import Organisation
 from watchlists.selectors import watchlist_list
 from widgets.selectors import widget_list, widget_viewers
@@ -77,8 +75,4 @@ def organisation_billing_overview(*, organisation: Organisation) -> BillingOverv
 
 def organisation_open_streams(*, organisation: Organisation) -> int:
     """Signed-in connections open now (the stream leases the connect step takes)."""
-
-    async def count() -> int:
-        return await stream_state().lease_count(LeaseKind.STREAM, organisation.schema_name)
-
-    return async_to_sync(count)()
+    return len(lease_ids_sync(LeaseKind.STREAM, organisation.schema_name))

@@ -2,11 +2,10 @@
 
 from collections import Counter
 
-from asgiref.sync import async_to_sync
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
-from streaming.state import LeaseKind, stream_state
+from streaming.state import LeaseKind, lease_ids_sync
 from tenants.models import Organisation
 
 from .leases import lease_widget_id
@@ -30,11 +29,8 @@ def widget_by_public_id(*, public_id: str) -> Widget | None:
 def widget_viewers(*, organisation: Organisation) -> Counter[int]:
     """Open viewers per widget id now (their leases; the total is what `max_widget_viewers` limits)."""
 
-    async def lease_ids() -> list[str]:
-        return await stream_state().lease_ids(LeaseKind.WIDGET, organisation.schema_name)
-
     counts: Counter[int] = Counter()
-    for lease_id in async_to_sync(lease_ids)():
+    for lease_id in lease_ids_sync(LeaseKind.WIDGET, organisation.schema_name):
         widget_id = lease_widget_id(lease_id)
         if widget_id is not None:
             counts[widget_id] += 1

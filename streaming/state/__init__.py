@@ -28,4 +28,13 @@ def stream_state() -> StreamState:
     return state
 
 
-__all__ = ["LeaseKind", "StreamState", "Watch", "stream_state"]
+def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
+    """The organisation's live lease ids, for synchronous code such as views (no event loop needed)."""
+    if not settings.REDIS_URL:
+        return _memory_state.lease_ids_now(kind, schema)
+    from .redis import lease_ids_sync as redis_lease_ids
+
+    return redis_lease_ids(kind, schema)
+
+
+__all__ = ["LeaseKind", "StreamState", "Watch", "lease_ids_sync", "stream_state"]

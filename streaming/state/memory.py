@@ -32,7 +32,10 @@ class MemoryStreamState(StreamState):
         return len(self._leases[kind, schema])
 
     async def lease_ids(self, kind: LeaseKind, schema: str) -> list[str]:
-        return list(self._leases[kind, schema])
+        return self.lease_ids_now(kind, schema)
+
+    def lease_ids_now(self, kind: LeaseKind, schema: str) -> list[str]:
+        return list(self._leases.get((kind, schema), ()))
 
     async def watches_update(self, process_id: str, added: set[Watch], removed: set[Watch], full: bool) -> None:
         watches = self._watches[process_id]

@@ -4,6 +4,7 @@ import asyncio
 import time
 from typing import Any
 
+import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
@@ -41,6 +42,26 @@ def _watches_parse(members: set[Any]) -> set[Watch]:
 
 def _lease_key(kind: LeaseKind, schema: str) -> str:
     return f"{PREFIX}lease:{kind.value}:{schema}"
+
+
+_sync_client: "redis.Redis[bytes] | None" = None
+
+
+def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
+    """The organisation's live lease ids, read from synchronous code (views) with a blocking client.
+
+    One client per process (its pool is thread-safe): an asyncio client made for each call's event
+    loop (async_to_sync makes a new loop per call) would be one more Redis client per page view.
+    """
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    key = _lease_key(kind, schema)
+    with _sync_client.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(key, "-inf", _now_ms())
+        pipe.zrange(key, 0, -1)
+        _, members = pipe.execute()
+    return [m.decode() for m in members]
 
 
 class RedisStreamState(StreamState):

@@ -86,6 +86,8 @@ class Site:
             )
         if name == "hostile.css":
             return "text/css", HOSTILE_CSS
+        if name == "themed.css":
+            return "text/css", "[data-tickerdeck-widget] { --tickerdeck-bg: rgb(1, 2, 3); --tickerdeck-radius: 0px; }"
         if name == "long.css":
             return "text/css", ".filler { height: 3000px; }"
         if name == "ssr-page.js":
@@ -240,6 +242,14 @@ def test_a_hostile_stylesheet_does_not_hide_or_shrink_the_widget(world: World) -
         size = page.locator(f"{WIDGET} caption").evaluate("node => parseFloat(getComputedStyle(node).fontSize)")
         assert size >= 12
         page.screenshot(path=str(ARTIFACTS / "widget_hostile_css.png"))
+
+
+def test_the_host_page_themes_it_with_css_custom_properties(world: World) -> None:
+    with chromium_page() as page:
+        page.goto(world.allowed.url("/table-themed.html"))
+        box = page.locator(f"{WIDGET} .w")
+        expect(box).to_have_css("background-color", "rgb(1, 2, 3)", timeout=15_000)
+        expect(box).to_have_css("border-radius", "0px")
 
 
 def test_numbers_follow_the_viewer_locale(world: World) -> None:

@@ -235,3 +235,24 @@ async def test_an_unknown_widget_is_refused(committed: Committed, hub_cleanup: N
     tenant = await committed.tenant("pro")
     widget = Widget(public_id="w_AAAAAAAAAAAAAAAA")
     await expect_refusal(viewer(tenant, widget), 4403, "forbidden")
+
+
+async def test_viewers_that_vanish_give_their_places_back(committed: Committed, hub_cleanup: None) -> None:
+    """Gone before reading the snapshot, or killed mid-stream (the app task cancelled): no place stays taken."""
+    plan = await committed.plan(max_widgets=1, max_widget_viewers=2)
+    tenant = await committed.tenant(plan)
+    widget = await make_widget(tenant)
+    for _ in range(3):
+        unread = viewer(tenant, widget)
+        assert (await unread.connect())[0]
+        await unread.disconnect()  # a close frame before the snapshot was read
+        killed = viewer(tenant, widget)
+        await killed.connect()
+        await receive(killed)
+        killed.future.cancel()  # the connection's task dies where it stands
+        await asyncio.sleep(0.05)
+    assert await stream_state().lease_count(LeaseKind.WIDGET, tenant.schema) == 0
+    last = viewer(tenant, widget)
+    await last.connect()
+    assert (await receive(last))["type"] == "snapshot"
+    await last.disconnect()

@@ -4,12 +4,15 @@ import json
 from collections.abc import Callable
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 
 from accounts.models import User
+from streaming.state import LeaseKind, stream_state
 from tenants.models import Organisation, Role
 from tests.conftest import host_client
 from tests.watchlists.conftest import inside, signed_in
+from widgets.leases import viewer_lease_prefix
 from widgets.models import Widget
 from widgets.tokens import widget_token_problem
 
@@ -178,3 +181,46 @@ def test_other_pages_of_the_host_still_need_a_member(pro_org: Organisation) -> N
     anonymous = host_client("initech.localhost")
     assert anonymous.get("/widgets/").status_code == 302
     assert anonymous.get("/widgets/w_AAAAAAAAAAAAAAAA/").status_code == 302
+
+
+def test_the_widget_pages_count_viewers_per_widget_and_in_total(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    first, second = make_widget(pro_org, "First"), make_widget(pro_org, "Second")
+    leases = [viewer_lease_prefix(first.pk) + f"p:{n}" for n in range(2)] + [viewer_lease_prefix(second.pk) + "p:9"]
+    async_to_sync(take)(pro_org.schema_name, leases)
+    try:
+        client = owner_client(pro_org)
+        index = client.get("/widgets/").content.decode()
+        assert '<span id="viewers-total">3</span> of 200 viewers now' in index
+        assert f'<td data-viewers="{first.public_id}">2</td>' in index
+        assert f'<td data-viewers="{second.public_id}">1</td>' in index
+        detail = client.get(f"/widgets/{first.pk}/").content.decode()
+        assert '<span id="widget-viewers">2</span> viewers now · 3 of 200' in detail
+        assert "Widget viewers now" in client.get("/billing/").content.decode()
+    finally:
+        async_to_sync(give_back)(pro_org.schema_name, leases)
+
+
+async def take(schema: str, leases: list[str]) -> None:
+    for lease_id in leases:
+        assert await stream_state().lease_acquire(LeaseKind.WIDGET, schema, lease_id, 200)
+
+
+async def give_back(schema: str, leases: list[str]) -> None:
+    for lease_id in leases:
+        await stream_state().lease_release(LeaseKind.WIDGET, schema, lease_id)
+
+
+def test_counting_viewers_and_streams_makes_no_redis_client_per_page_view(pro_org: Organisation) -> None:
+    """Pages read the lease store with one blocking client per process; an asyncio client per
+    async_to_sync event loop (one per call) used to stay behind after every page view."""
+    from billing.selectors import organisation_open_streams
+    from streaming.state import _states
+    from widgets.selectors import widget_viewers
+
+    before = len(_states)
+    for _ in range(5):
+        assert widget_viewers(organisation=pro_org) == {}
+        assert organisation_open_streams(organisation=pro_org) == 0
+    assert len(_states) == before
