@@ -318,6 +318,19 @@ MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
 # ---------------------------------------------------------------------------------------------
 SIMULATED_TICKS_PER_SECOND = env.float("SIMULATED_TICKS_PER_SECOND", default=50.0)
 SIMULATED_SEED = env.int("SIMULATED_SEED", default=None)
+# Vendor streams (MARKET_DATA_PROVIDER=alpaca|finnhub|polygon): keys from the environment; the URLs
+# point elsewhere only for a local fake (the tests) or a vendor's other endpoint.
+ALPACA_API_KEY_ID = env.str("ALPACA_API_KEY_ID", default="")
+ALPACA_API_SECRET_KEY = env.str("ALPACA_API_SECRET_KEY", default="")
+ALPACA_FEED = env.str("ALPACA_FEED", default="iex")  # iex (free) or sip
+ALPACA_STREAM_URL = env.str("ALPACA_STREAM_URL", default="wss://stream.data.alpaca.markets/v2")
+ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", default="https://data.alpaca.markets")
+FINNHUB_API_KEY = env.str("FINNHUB_API_KEY", default="")
+FINNHUB_STREAM_URL = env.str("FINNHUB_STREAM_URL", default="wss://ws.finnhub.io")
+FINNHUB_API_URL = env.str("FINNHUB_API_URL", default="https://finnhub.io/api/v1")
+POLYGON_API_KEY = env.str("POLYGON_API_KEY", default="")
+POLYGON_STREAM_URL = env.str("POLYGON_STREAM_URL", default="wss://socket.polygon.io/stocks")
+POLYGON_API_URL = env.str("POLYGON_API_URL", default="https://api.polygon.io")
 # The relay provider reads quotes that another process publishes on this Redis channel (the bench).
 RELAY_CHANNEL = env.str("RELAY_CHANNEL", default="td:relay:quotes")
 # How long a stream lease lives without its process refreshing it (a killed process's streams

@@ -2,8 +2,22 @@
 
 import abc
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 
 from streaming.quotes import Quote
+
+
+@dataclass
+class ProviderStatus:
+    """What a provider says about itself, for staff (feed status) and for viewers (unserved symbols)."""
+
+    connected: bool = True
+    last_quote_ms: int | None = None
+    # Symbols asked for that the source does not serve, with a reason code ("symbol_limit",
+    # "not_entitled", "unknown_symbol") that the dashboard shows.
+    unserved: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # the last error, in words for staff ("Alpaca refused the key (402 auth failed)")
+    reconnects: int = 0
 
 
 class MarketDataProvider(abc.ABC):
@@ -30,3 +44,7 @@ class MarketDataProvider(abc.ABC):
     @abc.abstractmethod
     def quotes(self) -> AsyncIterator[list[Quote]]:
         """Batches of quotes, in source order, as they arrive."""
+
+    def status(self) -> ProviderStatus:
+        """Connected or not, last quote, unserved symbols, last error (a source without a connection is always up)."""
+        return ProviderStatus()

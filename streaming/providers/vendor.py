@@ -1,0 +1,287 @@
+"""What every vendor's websocket adapter shares: connect, authenticate, subscribe, read, reconnect.
+
+An adapter (Alpaca, Finnhub, Polygon) subclasses VendorStreamProvider and supplies only its wire
+protocol: the URL, the authentication exchange, the subscribe and unsubscribe messages, and how a
+decoded frame becomes quotes (through a QuoteBook, which turns trades and bid/ask updates into SPEC
+Quotes). This class keeps the connection: after a drop it reconnects with exponential backoff and
+full jitter, authenticates again and re-subscribes every wanted symbol. A vendor's refusal (bad
+key, connection cap, plan) becomes the provider's status for staff, never a crash or a tight loop.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from streaming.quotes import Quote
+
+from .base import MarketDataProvider, ProviderStatus
+
+logger = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 1000  # batches waiting for the feed; beyond it the oldest are dropped (quotes are conflated anyway)
+WARN_EVERY_SECONDS = 10.0
+
+
+class VendorError(Exception):
+    """The vendor refused something, in words for staff. `fatal` errors (a bad key, no entitlement)
+    will not fix themselves: the provider then waits `FATAL_RETRY_SECONDS` before trying again."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Book:
+    price: float = 0.0
+    bid: float = 0.0
+    ask: float = 0.0
+    volume: int = 0
+    previous_close: float | None = None
+
+
+class QuoteBook:
+    """Per symbol: the last trade price, bid and ask, the day's volume, and the previous close."""
+
+    def __init__(self) -> None:
+        self._books: dict[str, _Book] = {}
+
+    def previous_close(self, symbol: str, close: float) -> None:
+        self._books.setdefault(symbol, _Book()).previous_close = close
+
+    def trade(self, symbol: str, price: float, size: int, ts: int) -> Quote | None:
+        book = self._books.setdefault(symbol, _Book())
+        if not price > 0:
+            return None
+        book.price = price
+        book.volume += max(size, 0)
+        return self._quote(symbol, book, ts)
+
+    def bid_ask(self, symbol: str, bid: float, ask: float, ts: int) -> Quote | None:
+        book = self._books.setdefault(symbol, _Book())
+        if bid > 0:
+            book.bid = bid
+        if ask > 0:
+            book.ask = ask
+        if not book.price and book.bid and book.ask:
+            book.price = round((book.bid + book.ask) / 2, 4)  # no trade yet: the mid price
+        return self._quote(symbol, book, ts) if book.price else None
+
+    def forget(self, symbol: str) -> None:
+        self._books.pop(symbol, None)
+
+    @staticmethod
+    def _quote(symbol: str, book: _Book, ts: int) -> Quote:
+        # Bid and ask bracket the price, as SPEC's Quote promises (a stale side is replaced by the price).
+        bid = book.bid if 0 < book.bid <= book.price else book.price
+        ask = book.ask if book.ask >= book.price else book.price
+        change = round(book.price - book.previous_close, 4) if book.previous_close else 0.0
+        change_pct = round(change / book.previous_close * 100, 4) if book.previous_close else 0.0
+        return Quote(symbol, book.price, bid, ask, book.volume, change, change_pct, ts)
+
+
+class VendorStreamProvider(MarketDataProvider):
+    """A vendor's websocket as a MarketDataProvider (see the module docstring)."""
+
+    name = "vendor"
+    display_name = "the vendor"
+    BACKOFF_FIRST_SECONDS = 1.0
+    BACKOFF_MAX_SECONDS = 60.0
+    FATAL_RETRY_SECONDS = 300.0
+    OPEN_TIMEOUT_SECONDS = 10.0
+
+    def __init__(self, *, url: str) -> None:
+        self.url = url
+        self.book = QuoteBook()
+        self._wanted: set[str] = set()
+        self._subscribed: set[str] = set()  # on the current, authenticated connection
+        self._status = ProviderStatus(connected=False)
+        self._queue: asyncio.Queue[list[Quote] | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self._socket: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()
+        self._malformed = 0
+        self._warned_at = 0.0
+
+    # -- what an adapter supplies ---------------------------------------------------------------------
+    def connect_url(self) -> str:
+        return self.url
+
+    async def authenticate(self, ws: ClientConnection) -> None:
+        """Run the vendor's authentication exchange; raise VendorError when refused."""
+
+    def subscribe_messages(self, symbols: list[str]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def unsubscribe_messages(self, symbols: list[str]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def handle(self, message: Any) -> list[Quote]:
+        """Quotes from one decoded frame; may update the status (unserved symbols) or raise VendorError."""
+        raise NotImplementedError
+
+    async def previous_closes(self, symbols: list[str]) -> dict[str, float]:
+        """Yesterday's close per symbol (for change and change %), from the vendor's REST API; {} if unknown."""
+        return {}
+
+    # -- MarketDataProvider ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"provider-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._put(None)
+
+    async def subscribe(self, symbols: Iterable[str]) -> None:
+        new = sorted(set(symbols) - self._wanted)
+        if not new:
+            return
+        self._wanted.update(new)
+        await self._closes_load(new)
+        await self._send_subscriptions(new)
+
+    async def unsubscribe(self, symbols: Iterable[str]) -> None:
+        gone = sorted(set(symbols) & self._wanted)
+        if not gone:
+            return
+        self._wanted.difference_update(gone)
+        for symbol in gone:
+            self._status.unserved.pop(symbol, None)
+            self.book.forget(symbol)
+        on_socket = [s for s in gone if s in self._subscribed]
+        self._subscribed.difference_update(gone)
+        if on_socket:
+            await self._send(self.unsubscribe_messages(on_socket))
+
+    async def quotes(self) -> AsyncIterator[list[Quote]]:
+        while True:
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    def status(self) -> ProviderStatus:
+        return replace(self._status, unserved=dict(self._status.unserved))
+
+    # -- for adapters ----------------------------------------------------------------------------------
+    def mark_unserved(self, symbols: Iterable[str], reason: str) -> None:
+        for symbol in symbols:
+            if symbol in self._wanted:
+                self._status.unserved[symbol] = reason
+
+    def mark_served(self, symbols: Iterable[str]) -> None:
+        for symbol in symbols:
+            self._status.unserved.pop(symbol, None)
+
+    def wanted(self) -> set[str]:
+        return set(self._wanted)
+
+    # -- the connection ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            delay: float | None = None
+            try:
+                async with connect(
+                    self.connect_url(), open_timeout=self.OPEN_TIMEOUT_SECONDS, max_size=2**23, proxy=None
+                ) as ws:
+                    await self.authenticate(ws)
+                    self._socket, self._subscribed = ws, set()
+                    self._status.connected, self._status.error = True, None
+                    attempt = 0
+                    await self._send_subscriptions(sorted(self._wanted))
+                    async for raw in ws:
+                        self._receive(raw)
+                    raise ConnectionError("the vendor closed the connection")
+            except asyncio.CancelledError:
+                raise
+            except VendorError as exc:
+                self._status.error = str(exc)
+                delay = self.FATAL_RETRY_SECONDS if exc.fatal else None
+                logger.warning("%s: %s", self.name, exc)
+            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, ConnectionError) as exc:
+                self._status.error = f"Connection to {self.display_name} lost: {exc or type(exc).__name__}"
+                logger.warning("%s: %s", self.name, self._status.error)
+            finally:
+                self._socket = None
+                self._status.connected = False
+            self._status.reconnects += 1
+            attempt += 1
+            if delay is None:  # exponential backoff with full jitter
+                delay = random.uniform(0, min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_FIRST_SECONDS * 2**attempt))  # noqa: S311
+            await asyncio.sleep(delay)
+
+    def _receive(self, raw: str | bytes) -> None:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._malformed += 1
+            self._warn(f"{self._malformed} malformed frames from {self.display_name} so far (skipped)")
+            return
+        try:
+            quotes = self.handle(message)
+        except VendorError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._malformed += 1
+            self._warn(f"{self._malformed} frames from {self.display_name} could not be read so far: {exc!r}")
+            return
+        if quotes:
+            self._status.last_quote_ms = now_ms()
+            self._put(quotes)
+
+    def _put(self, batch: list[Quote] | None) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(batch)
+
+    def _warn(self, message: str) -> None:
+        if time.monotonic() - self._warned_at > WARN_EVERY_SECONDS:
+            self._warned_at = time.monotonic()
+            logger.warning("%s: %s", self.name, message)
+
+    async def _send_subscriptions(self, symbols: list[str]) -> None:
+        if self._socket is None or not symbols:
+            return  # subscribed once connected (and again after every reconnect)
+        fresh = [s for s in symbols if s not in self._subscribed]
+        self._subscribed.update(fresh)
+        if fresh:
+            await self._send(self.subscribe_messages(fresh))
+
+    async def _send(self, messages: list[dict[str, Any]]) -> None:
+        ws = self._socket
+        if ws is None:
+            return
+        async with self._send_lock:
+            try:
+                for message in messages:
+                    await ws.send(orjson.dumps(message).decode())
+            except ConnectionClosed:
+                pass  # the read loop sees the drop and reconnects, re-subscribing everything
+
+    async def _closes_load(self, symbols: list[str]) -> None:
+        try:
+            closes = await self.previous_closes(symbols)
+        except Exception as exc:  # a REST hiccup must not stop streaming; change is then 0 for these
+            self._warn(f"previous closes from {self.display_name} unavailable: {exc!r}")
+            return
+        for symbol, close in closes.items():
+            self.book.previous_close(symbol, close)
