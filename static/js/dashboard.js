@@ -114,14 +114,18 @@
     drawSpark(row);
   }
 
+  // What the badge says about the data: its freshness, and that it is made up when it is.
+  let simulated = false;
+  function setFreshness(delayed, delayMinutes) {
+    const freshness = delayed ? "Delayed by " + delayMinutes + " min" : "Live";
+    setBadge(delayed ? "delayed" : "live", simulated ? "Simulated · " + freshness.toLowerCase() : freshness);
+  }
+
   function onSnapshot(message) {
     attempt = 0;
     problem.hidden = true;
-    if (message.delayed) {
-      setBadge("delayed", "Delayed by " + message.delay_minutes + " min");
-    } else {
-      setBadge("live", "Live");
-    }
+    simulated = message.simulated === true;
+    setFreshness(message.delayed, message.delay_minutes);
     (message.quotes || []).forEach(apply);
     const pending = message.pending || [];
     if (pending.length) {
@@ -143,7 +147,7 @@
         if (!notice.hidden && badge.classList.contains("badge--delayed")) notice.hidden = true;
         break;
       case "limits":
-        setBadge(message.delayed ? "delayed" : "live", message.delayed ? "Delayed by " + message.delay_minutes + " min" : "Live");
+        setFreshness(message.delayed, message.delay_minutes);
         break;
       case "unsubscribed":
         if (message.reason === "watchlist") {

@@ -45,6 +45,19 @@ class MarketDataProvider(abc.ABC):
     def quotes(self) -> AsyncIterator[list[Quote]]:
         """Batches of quotes, in source order, as they arrive."""
 
+    def quote_at(self, symbol: str, ts_ms: int) -> Quote | None:
+        """The quote of `symbol` as it was at `ts_ms` (epoch ms), for a provider with history; else None.
+
+        A provider with history (the simulated feed's reproducible path, a replay) lets a delayed plan
+        see quotes `delay_minutes` old from its first second and after a feed failover, and draws the
+        intraday sparkline. Cheap and synchronous: the feed calls it for every delayed watch each second.
+        """
+        return None
+
+    @property
+    def has_history(self) -> bool:
+        return False
+
     def status(self) -> ProviderStatus:
         """Connected or not, last quote, unserved symbols, last error (a source without a connection is always up)."""
         return ProviderStatus()

@@ -103,7 +103,7 @@ def watch_quotes_stream(page: Page, web: LiveServer, tenant: Tenant) -> None:
     page.goto(web.url("/", host=tenant.host))
     page.select_option("#watchlist-picker", label="Tech (3)")  # submits itself (a static script)
     page.wait_for_url(re.compile(r"\?watchlist=\d+$"))
-    expect(page.locator("#stream-badge")).to_have_text("Live")
+    expect(page.locator("#stream-badge")).to_have_text("Simulated · live")
     expect(page.locator("#quotes tbody tr")).to_have_count(3)
     for symbol in ("AAPL", "MSFT", "NVDA"):
         expect(page.locator(f'tr[data-symbol="{symbol}"] .price')).to_have_text(re.compile(r"\d"))

@@ -48,7 +48,7 @@ def test_a_member_watches_a_new_watchlist_move_live(committed: Committed, feed: 
         expect(page.locator("body")).to_contain_text("NVDA")
 
         page.goto(tenant_url(web, tenant, "/"))
-        expect(page.locator("#stream-badge")).to_have_text("Live")
+        expect(page.locator("#stream-badge")).to_have_text("Simulated · live")
         rows = page.locator("#quotes tbody tr")
         expect(rows).to_have_count(3)
         for symbol in ("AAPL", "MSFT", "NVDA"):
@@ -77,7 +77,7 @@ def test_an_open_dashboard_follows_edits_of_its_watchlist(committed: Committed, 
         create_watchlist(page, web, tenant, "Tech", "AAPL, MSFT")
         editor_url = page.url
         page.goto(tenant_url(web, tenant, "/"))
-        expect(page.locator("#stream-badge")).to_have_text("Live")
+        expect(page.locator("#stream-badge")).to_have_text("Simulated · live")
         expect(page.locator("#quotes tbody tr")).to_have_count(2)
 
         browser = page.context.browser
@@ -94,7 +94,7 @@ def test_an_open_dashboard_follows_edits_of_its_watchlist(committed: Committed, 
         editor.get_by_role("button", name="Remove MSFT").click()
         expect(page.locator('tr[data-symbol="MSFT"]')).to_have_count(0, timeout=2000)
         expect(page.locator("#quotes tbody tr")).to_have_count(2)
-        expect(page.locator("#stream-badge")).to_have_text("Live")  # no reload, no reconnect
+        expect(page.locator("#stream-badge")).to_have_text("Simulated · live")  # no reload, no reconnect
 
 
 def test_a_dashboard_with_nothing_to_stream_says_so(committed: Committed, web: LiveServer) -> None:
@@ -124,5 +124,5 @@ def test_the_free_plan_says_the_symbol_limit_is_reached(committed: Committed, fe
         page.screenshot(path=str(ARTIFACTS / "symbol-limit.png"), full_page=True)
 
         page.goto(tenant_url(web, tenant, "/"))
-        expect(page.locator("#stream-badge")).to_have_text("Delayed by 15 min")
+        expect(page.locator("#stream-badge")).to_have_text("Simulated · delayed by 15 min")
         expect(page.locator("#stream-notice")).to_contain_text("starts at")
