@@ -173,8 +173,9 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         if not limits.realtime:
             extra["delay_minutes"] = self.delay_minutes
             missing = [s for s in symbols if s not in cached]
-            if missing:
-                extra["pending"] = await self.pending_delayed(missing)
+            pending = await self.pending_delayed(missing) if missing else []
+            if pending:
+                extra["pending"] = pending
         extra["limits"] = limits.as_dict(len(self.subscription))
         extra["simulated"] = data_simulated()
         return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra, **self.snapshot_extra())
@@ -184,9 +185,15 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         return {}
 
     async def pending_delayed(self, symbols: list[str]) -> list[dict[str, Any]]:
-        """When delayed quotes of these symbols will start (their history began when first watched)."""
+        """When delayed quotes of these symbols will start (their history began when first watched).
+
+        None are pending when the feed's provider has history: their quotes of `delay` ago come within a second.
+        """
         from .feed import delay_ms
 
+        feed = await self.hub.state.feed_status()
+        if feed is not None and feed.get("history"):
+            return []
         started = await self.hub.state.delay_history_started(self.delay_minutes)
         lag = delay_ms(self.delay_minutes)
         now = time.time_ns() // 1_000_000

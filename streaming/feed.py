@@ -2,7 +2,9 @@
 
 One `run_feed` process leads (a lock with expiry in the shared state); the others stand by and
 take over when the lock lapses. The leader asks the provider only for watched symbols, keeps the
-last-quote cache, and holds back quotes for delayed plans in per-delay buffers.
+last-quote cache, and serves delayed plans: from the provider's history when it has one (the quote
+of `delay` ago, at once and across failovers), otherwise by holding quotes back in per-delay
+buffers. Every second it stores its status (provider, connection, last quote) for connections and staff.
 """
 
 import asyncio
@@ -34,6 +36,8 @@ WATCH_REFRESH_SECONDS = 30.0  # a safety net: every change bumps the registry's 
 WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
+STATUS_EVERY_SECONDS = 1.0
+STATUS_TTL_MS = 5000  # no status for this long: no leader is running
 # Quotes that arrive within this window go out together: one message per organisation per window,
 # however often the provider delivers (a vendor socket may send every tick on its own).
 PUBLISH_WINDOW_SECONDS = 0.01
@@ -41,6 +45,10 @@ SHUTDOWN_SECONDS = 2.0
 # The leader, one process for the whole cluster, also ends the grace period of past-due organisations
 # (their open streams then close with 4402): a minute late at most.
 GRACE_CHECK_SECONDS = 60.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def delay_ms(delay_minutes: int) -> int:
@@ -104,6 +112,7 @@ class Feed:
         self.index = WatchIndex()
         self.buffers: dict[int, DelayBuffer] = {}
         self.published = 0
+        self.last_publish_ms: int | None = None
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -142,7 +151,11 @@ class Feed:
             asyncio.create_task(self._follow_watches(), name="feed-watches"),
             asyncio.create_task(self._read_live(), name="feed-read"),
             asyncio.create_task(self._publish_live(), name="feed-live"),
-            asyncio.create_task(self._release_delayed(), name="feed-delayed"),
+            asyncio.create_task(
+                self._delayed_from_history() if self.provider.has_history else self._release_delayed(),
+                name="feed-delayed",
+            ),
+            asyncio.create_task(self._store_status(), name="feed-status"),
             asyncio.create_task(self._end_payment_graces(), name="feed-grace"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
         ]
@@ -196,9 +209,10 @@ class Feed:
             await self.provider.subscribe(sorted(after - before))
         if before - after:
             await self.provider.unsubscribe(sorted(before - after))
-        for delay in self.index.by_delay:
-            if delay and delay not in self.buffers:
-                self.buffers[delay] = DelayBuffer(delay)
+        if not self.provider.has_history:
+            for delay in self.index.by_delay:
+                if delay and delay not in self.buffers:
+                    self.buffers[delay] = DelayBuffer(delay)
 
     async def _read_live(self) -> None:
         """Collect the provider's quotes, the latest per symbol, until the publisher takes them."""
@@ -217,6 +231,7 @@ class Feed:
             encoded = {symbol: quote.encode() for symbol, quote in latest.items()}
             await self.state.last_quotes_store(0, encoded)
             await self._send(self.index.by_delay.get(0, {}), encoded)
+            self.last_publish_ms = now_ms()
             await self._hold_back(latest, encoded)
             await asyncio.sleep(PUBLISH_WINDOW_SECONDS - (time.monotonic() - started))
 
@@ -227,12 +242,56 @@ class Feed:
             if started:
                 await self.state.delay_history_started(delay, started)
 
+    async def _delayed_from_history(self) -> None:
+        """Each delayed watch gets, once a second, its symbol's quote of `delay` ago (new watches at once)."""
+        sampled: dict[tuple[int, str], int] = {}
+        while True:
+            now = now_ms()
+            for delay, watchers in list(self.index.by_delay.items()):
+                if not delay:
+                    continue
+                due = [s for s in watchers if now - sampled.get((delay, s), 0) >= DELAY_SAMPLE_MS]
+                quotes = {s: q for s in due if (q := self.provider.quote_at(s, now - delay_ms(delay))) is not None}
+                for symbol in due:
+                    sampled[delay, symbol] = now
+                if quotes:
+                    encoded = {symbol: quote.encode() for symbol, quote in quotes.items()}
+                    await self.state.last_quotes_store(delay, encoded)
+                    await self._send(watchers, encoded)
+            if len(sampled) > 4 * max(1, sum(len(w) for w in self.index.by_delay.values())):
+                watched = {(d, s) for d, w in self.index.by_delay.items() for s in w}
+                sampled = {key: at for key, at in sampled.items() if key in watched}
+            await asyncio.sleep(DELAY_RELEASE_SECONDS)
+
+    async def _store_status(self) -> None:
+        """What connections (a provider with history?) and staff (is the feed up?) read about the feed."""
+        while True:
+            status = self.provider.status()
+            await self.state.feed_status_store(
+                {
+                    "holder": self.holder,
+                    "provider": self.provider.name,
+                    "history": self.provider.has_history,
+                    "connected": status.connected,
+                    "last_quote_ms": status.last_quote_ms or self.last_publish_ms,
+                    "last_publish_ms": self.last_publish_ms,
+                    "symbols": len(self.index.symbols),
+                    "unserved": status.unserved,
+                    "error": status.error,
+                    "reconnects": status.reconnects,
+                    "published": self.published,
+                    "stored_ms": now_ms(),
+                },
+                STATUS_TTL_MS,
+            )
+            await asyncio.sleep(STATUS_EVERY_SECONDS)
+
     async def _release_delayed(self) -> None:
         while True:
             await asyncio.sleep(DELAY_RELEASE_SECONDS)
-            now_ms = time.time_ns() // 1_000_000
+            now = now_ms()
             for delay, buffer in list(self.buffers.items()):
-                released = buffer.due(now_ms)
+                released = buffer.due(now)
                 if released:
                     await self.state.last_quotes_store(delay, released)
                     await self._send(self.index.by_delay.get(delay, {}), released)

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from streaming.quotes import Quote
 
@@ -137,6 +137,11 @@ class VendorStreamProvider(MarketDataProvider):
         """Yesterday's close per symbol (for change and change %), from the vendor's REST API; {} if unknown."""
         return {}
 
+    def handshake_refused(self, status: int) -> VendorError | None:
+        """What an HTTP status refusing the websocket upgrade means (a vendor that takes the key in the URL
+        refuses a bad one with 401), or None to treat the refusal as a lost connection."""
+        return None
+
     # -- MarketDataProvider ------------------------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"provider-{self.name}")
@@ -216,6 +221,13 @@ class VendorStreamProvider(MarketDataProvider):
                 self._status.error = str(exc)
                 delay = self.FATAL_RETRY_SECONDS if exc.fatal else None
                 logger.warning("%s: %s", self.name, exc)
+            except InvalidStatus as exc:  # (before InvalidHandshake, its base class)
+                refusal = self.handshake_refused(exc.response.status_code)
+                self._status.error = (
+                    f"Connection to {self.display_name} lost: {exc}" if refusal is None else str(refusal)
+                )
+                delay = self.FATAL_RETRY_SECONDS if refusal is not None and refusal.fatal else None
+                logger.warning("%s: %s", self.name, self._status.error)
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, ConnectionError) as exc:
                 self._status.error = f"Connection to {self.display_name} lost: {exc or type(exc).__name__}"
                 logger.warning("%s: %s", self.name, self._status.error)
@@ -224,8 +236,9 @@ class VendorStreamProvider(MarketDataProvider):
                 self._status.connected = False
             self._status.reconnects += 1
             attempt += 1
-            if delay is None:  # exponential backoff with full jitter
-                delay = random.uniform(0, min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_FIRST_SECONDS * 2**attempt))  # noqa: S311
+            if delay is None:  # exponential backoff with full jitter (the exponent capped: a float overflows)
+                ceiling = min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_FIRST_SECONDS * 2 ** min(attempt, 32))
+                delay = random.uniform(0, ceiling)  # noqa: S311
             await asyncio.sleep(delay)
 
     def _receive(self, raw: str | bytes) -> None:

@@ -2,7 +2,7 @@
 
 import abc
 import enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class LeaseKind(enum.StrEnum):
@@ -77,6 +77,15 @@ class StreamState(abc.ABC):
     @abc.abstractmethod
     async def delay_history_reset(self) -> None:
         """Forget every history start (a new feed leader starts its delay buffers empty)."""
+
+    # -- the feed leader's status (provider, connection, history), for connections and staff -------
+    @abc.abstractmethod
+    async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
+        """The leader's status, kept `ttl_ms` (it is rewritten every second while a leader runs)."""
+
+    @abc.abstractmethod
+    async def feed_status(self) -> dict[str, Any] | None:
+        """The last status a leader stored, or None when none has for `ttl_ms` (no leader)."""
 
     # -- the feed leader lock ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -2,6 +2,7 @@
 
 import time
 from collections import defaultdict
+from typing import Any
 
 from .base import LeaseKind, StreamState, Watch
 
@@ -14,6 +15,7 @@ class MemoryStreamState(StreamState):
         self._last: dict[int, dict[str, bytes]] = defaultdict(dict)
         self._history: dict[int, dict[str, int]] = defaultdict(dict)
         self._leader: tuple[str, float] | None = None
+        self._feed_status: tuple[dict[str, Any], float] | None = None
 
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
         held = self._leases[kind, schema]
@@ -69,6 +71,13 @@ class MemoryStreamState(StreamState):
 
     async def delay_history_reset(self) -> None:
         self._history.clear()
+
+    async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
+        self._feed_status = (dict(status), time.monotonic() + ttl_ms / 1000)
+
+    async def feed_status(self) -> dict[str, Any] | None:
+        stored = self._feed_status
+        return dict(stored[0]) if stored is not None and stored[1] > time.monotonic() else None
 
     async def leader_acquire(self, holder: str, ttl_ms: int) -> bool:
         now = time.monotonic()

@@ -4,6 +4,7 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 import redis
 from django.conf import settings
 from redis import asyncio as aioredis
@@ -170,6 +171,13 @@ class RedisStreamState(StreamState):
         keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}history:*", count=500)]
         if keys:
             await self.redis.delete(*keys)
+
+    async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
+        await self.redis.set(PREFIX + "feed:status", orjson.dumps(status), px=ttl_ms)
+
+    async def feed_status(self) -> dict[str, Any] | None:
+        raw = await self.redis.get(PREFIX + "feed:status")
+        return dict(orjson.loads(raw)) if raw else None
 
     async def leader_acquire(self, holder: str, ttl_ms: int) -> bool:
         return bool(await self._renew_leader(keys=[PREFIX + "feed:leader"], args=[holder, ttl_ms]))

@@ -1,12 +1,21 @@
 """The live dashboard in Debian's Chromium against real web and feed processes (SPEC's whole path)."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSWORD
-from tests.live import ARTIFACTS, LiveServer, chromium_page, record_figure
+from tests.live import (
+    ARTIFACTS,
+    LiveServer,
+    chromium_page,
+    feed_processes,
+    leader_among,
+    record_figure,
+    stream_environment,
+)
 from tests.streaming import live_support
 from tests.streaming.conftest import Committed, Tenant
 from tests.streaming.conftest import committed as committed_rows
@@ -125,4 +134,33 @@ def test_the_free_plan_says_the_symbol_limit_is_reached(committed: Committed, fe
 
         page.goto(tenant_url(web, tenant, "/"))
         expect(page.locator("#stream-badge")).to_have_text("Simulated · delayed by 15 min")
-        expect(page.locator("#stream-notice")).to_contain_text("starts at")
+        # The simulated feed has history: 15-minute-old prices at once, no "delayed data starts at".
+        expect(page.locator("#quotes tbody .price").first).to_have_text(re.compile(r"\d"), timeout=5_000)
+        expect(page.locator("#stream-notice")).to_be_hidden()
+
+
+def test_a_free_plan_dashboard_shows_prices_at_once_also_after_the_feed_leader_is_killed(
+    committed: Committed, db: None, web: LiveServer
+) -> None:
+    tenant = committed.tenant_sync("free")  # 15 minutes delayed
+    with feed_processes(2, **stream_environment()) as feeds:
+        leader = leader_among(feeds)
+        with chromium_page() as page:
+            log_in(page, web, tenant)
+            create_watchlist(page, web, tenant, "Mine", "AAPL, MSFT")
+            page.goto(tenant_url(web, tenant, "/"))
+            expect(page.locator("#quotes tbody .price").first).to_have_text(re.compile(r"\d"), timeout=5_000)
+
+            leader.process.kill()  # no goodbye: the lock lapses
+            standby = next(feed for feed in feeds if feed is not leader)
+            standby.wait_leading()
+            opened = time.monotonic()
+            page.reload()
+            prices = page.locator("#quotes tbody .price")
+            expect(prices.first).to_have_text(re.compile(r"\d"), timeout=5_000)
+            expect(prices.last).to_have_text(re.compile(r"\d"), timeout=5_000)
+            # Not only the cached snapshot: the new leader sends fresh 15-minute-old quotes.
+            quote_time = page.locator("#quotes tbody .time").first
+            shown = quote_time.inner_text()
+            expect(quote_time).not_to_have_text(shown, timeout=5_000)
+            record_figure("free plan after failover", f"fresh prices {time.monotonic() - opened:.2f} s after opening")

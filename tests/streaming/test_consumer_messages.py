@@ -1,14 +1,22 @@
 """After connect: subscribe / unsubscribe within the plan, ping, bad frames, plan changes, watchlists."""
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 
 from billing.models import Plan
 from billing.services import organisation_billing_save, plan_save
 from streaming.feed import Feed
+from streaming.providers import SimulatedProvider
+from streaming.state import stream_state
+from symbols.models import Symbol
 from tenants.db import activate_public_schema, activate_schema
 from tenants.services.organisations import organisation_rename
 from tests.streaming.conftest import (
@@ -226,20 +234,70 @@ async def test_another_organisations_watchlist_id_is_not_found(committed: Commit
     assert f"no watchlist {betas_watchlist}" in error["message"]
 
 
-async def test_a_delayed_plan_snapshot_says_when_delayed_data_starts(committed: Committed, feed: Feed) -> None:
+async def test_a_delayed_plan_gets_quotes_of_its_delay_at_once(committed: Committed, feed: Feed) -> None:
+    """The simulated provider has history: a Free plan sees 15-minute-old quotes from its first second."""
     tenant = await committed.tenant("free")  # 15 minutes delayed
     ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL")
     await ws.connect()
 
     snapshot = await receive(ws)
+    assert (snapshot["delayed"], snapshot["delay_minutes"]) == (True, 15)
+    assert "pending" not in snapshot
+    update = await receive_until(ws, "quotes", within=3)
+    [quote] = update["quotes"]
+    age_ms = time.time() * 1000 - quote["ts"]
+    assert quote["symbol"] == "AAPL"
+    assert 15 * 60_000 <= age_ms < 15 * 60_000 + 3000  # nothing realtime leaks to a delayed plan
+    await ws.disconnect()
+
+
+async def uncached_symbol(delay_minutes: int) -> str:
+    """A directory symbol with no quote in the delay's last-quote cache (other tests fill it)."""
+    candidates = await sync_to_async(
+        lambda: list(Symbol.objects.order_by("-symbol").values_list("symbol", flat=True)[:500])
+    )()
+    cached = await stream_state().last_quotes(delay_minutes, candidates)
+    return next(symbol for symbol in candidates if symbol not in cached)
+
+
+class NoHistory(SimulatedProvider):
+    """A provider that cannot tell the past (as a vendor stream without a history API)."""
+
+    @property
+    def has_history(self) -> bool:
+        return False
+
+
+@pytest.fixture
+async def feed_without_history(hub_cleanup: None) -> AsyncIterator[Feed]:
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    running = Feed(NoHistory(ticks_per_second=400, seed=7), stream_state(), layer)
+    task = asyncio.create_task(running.run())
+    yield running
+    running.stop()
+    async with asyncio.timeout(10):
+        await task
+
+
+async def test_without_history_a_delayed_snapshot_says_when_delayed_data_starts(
+    committed: Committed, feed_without_history: Feed
+) -> None:
+    tenant = await committed.tenant("free")  # 15 minutes delayed
+    symbol = await uncached_symbol(15)
+    for _ in range(100):  # until this test's leader has said it has no history (a previous one's status lapses)
+        status = await stream_state().feed_status()
+        if status is not None and status["history"] is False:
+            break
+        await asyncio.sleep(0.1)
+    ws = connect(tenant.host, session=tenant.session, query=f"symbols={symbol}")
+    await ws.connect()
+
+    snapshot = await receive(ws)
 
     assert snapshot["delayed"] is True
-    assert snapshot["delay_minutes"] == 15
     assert snapshot["quotes"] == []
     [pending] = snapshot["pending"]
-    assert pending["symbol"] == "AAPL"
-    import time
-
+    assert pending["symbol"] == symbol
     assert pending["available_at"] >= time.time() * 1000 + 14 * 60 * 1000
     assert await ws.receive_nothing(1)  # nothing realtime leaks to a delayed plan
     await ws.disconnect()

@@ -61,29 +61,37 @@ def without_ts(quotes: list[Quote]) -> list[tuple[object, ...]]:
     return [(q.symbol, q.price, q.bid, q.ask, q.volume, q.change, q.change_pct) for q in quotes]
 
 
-async def test_the_same_seed_gives_the_same_sequence() -> None:
-    first, second = SimulatedProvider(ticks_per_second=500, seed=42), SimulatedProvider(ticks_per_second=500, seed=42)
-    for p in (first, second):
-        await p.start()
-        await p.subscribe(SYMBOLS)
-    a, b = await take(first, 200), await take(second, 200)
-    assert len(a) == len(b) == 200
-    assert without_ts(a) == without_ts(b)
-    assert len({q.symbol for q in a}) > 1
-
-    other = SimulatedProvider(ticks_per_second=500, seed=43)
-    await other.start()
-    await other.subscribe(SYMBOLS)
-    assert without_ts(await take(other, 200)) != without_ts(a)
+def test_every_process_computes_the_same_quote_for_the_same_moment() -> None:
+    """The path is a function of (symbol, seed, time): a failover leader or a delayed plan gets the same quotes."""
+    first, second = SimulatedProvider(seed=42), SimulatedProvider(seed=42)
+    moments = [1_700_000_000_000 + i * 137 for i in range(500)]
+    assert [first.quote_at(SYMBOLS[i % 5], t) for i, t in enumerate(moments)] == [
+        second.quote_at(SYMBOLS[i % 5], t) for i, t in enumerate(moments)
+    ]
+    other = SimulatedProvider(seed=43)
+    assert [other.quote_at("AAPL", t) for t in moments] != [first.quote_at("AAPL", t) for t in moments]
 
 
-async def test_the_same_seed_gives_the_same_ticks() -> None:
-    first, second = SimulatedProvider(seed=5), SimulatedProvider(seed=5)
-    for p in (first, second):
-        await p.subscribe(SYMBOLS)
-    a = [first.tick(SYMBOLS[i % len(SYMBOLS)], i) for i in range(500)]
-    b = [second.tick(SYMBOLS[i % len(SYMBOLS)], i) for i in range(500)]
-    assert a == b
+def test_the_past_is_available_at_once() -> None:
+    provider = SimulatedProvider(seed=1)
+    assert provider.has_history
+    now = now_ms()
+    fifteen_minutes_ago = provider.quote_at("AAPL", now - 15 * 60_000)
+    assert fifteen_minutes_ago.ts == now - 15 * 60_000
+    assert 0 < fifteen_minutes_ago.bid < fifteen_minutes_ago.price < fifteen_minutes_ago.ask
+
+
+def test_prices_move_like_a_market_not_a_sawtooth() -> None:
+    """Over a trading day the price wanders a few per cent; tick to tick it barely moves."""
+    provider = SimulatedProvider(seed=3)
+    start = 1_700_000_000_000
+    for symbol in SYMBOLS:
+        close = provider.previous_close(symbol)
+        day = [provider.quote_at(symbol, start + minute * 60_000).price for minute in range(390)]
+        assert 0.8 * close < min(day) <= max(day) < 1.25 * close
+        assert max(day) - min(day) > 0.002 * close, f"{symbol} is flat"
+        steps = [provider.quote_at(symbol, start + i * 50).price for i in range(200)]
+        assert max(abs(b - a) for a, b in itertools.pairwise(steps)) < 0.01 * close
 
 
 async def test_quotes_are_normalised_and_plausible(provider: SimulatedProvider) -> None:
@@ -110,24 +118,23 @@ async def test_quotes_are_normalised_and_plausible(provider: SimulatedProvider) 
         assert math.isclose(q.change_pct, q.change / previous_close * 100, abs_tol=0.011)
     for symbol, seen in closes.items():
         assert len(seen) == 1, f"{symbol}'s previous close moved: {seen}"
-        assert seen == {provider._instrument(symbol).previous_close}
+        assert seen == {provider.previous_close(symbol)}
 
 
-async def test_volume_grows_on_every_tick(provider: SimulatedProvider) -> None:
-    volumes = [provider.tick("AAPL", 0).volume for _ in range(200)]
-    assert all(b > a for a, b in itertools.pairwise(volumes))
+def test_volume_grows_through_the_day() -> None:
+    provider = SimulatedProvider(seed=2)
+    start = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000  # a UTC midnight
+    volumes = [provider.quote_at("AAPL", start + minute * 60_000).volume for minute in range(1, 600)]
+    assert all(b >= a for a, b in itertools.pairwise(volumes))
+    assert volumes[-1] > volumes[0]
 
 
-async def test_bid_is_below_ask_for_every_listed_symbol() -> None:
-    """A quote's bid is strictly below its ask (a "locked" book with bid == ask is not plausible).
-
-    The minimum half-spread is exactly half a cent, so for cheap, tight-spread symbols rounding both
-    sides to cents can put bid, price and ask on the same cent. 3436.T with seed 7 does it at once.
-    """
+def test_bid_is_below_ask_for_every_listed_symbol() -> None:
+    """A quote's bid is strictly below its ask (a "locked" book with bid == ask is not plausible),
+    also for cheap, tight-spread symbols where rounding both sides to cents could meet."""
     provider = SimulatedProvider(seed=7)
-    await provider.subscribe(["3436.T", "AAPL"])
-    locked = [q for q in (provider.tick(s, 0) for s in ["3436.T", "AAPL"] * 100) if not q.bid < q.ask]
-    assert locked == []
+    quotes = [provider.quote_at(s, 1_700_000_000_000 + i * 997) for s in ["3436.T", "AAPL"] for i in range(500)]
+    assert [q for q in quotes if not q.bid < q.ask] == []
 
 
 async def test_only_subscribed_symbols_appear_and_unsubscribed_ones_stop(provider: SimulatedProvider) -> None:
