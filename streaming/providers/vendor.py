@@ -102,6 +102,9 @@ class VendorStreamProvider(MarketDataProvider):
     BACKOFF_MAX_SECONDS = 60.0
     FATAL_RETRY_SECONDS = 300.0
     OPEN_TIMEOUT_SECONDS = 10.0
+    # The backoff starts over only after a connection that lasted this long: a vendor may accept the key
+    # and drop the connection at once (Polygon's max_connections), which must not retry every second.
+    STABLE_SECONDS = 30.0
 
     def __init__(self, *, url: str) -> None:
         self.url = url
@@ -203,6 +206,7 @@ class VendorStreamProvider(MarketDataProvider):
         attempt = 0
         while True:
             delay: float | None = None
+            up_since: float | None = None
             try:
                 async with connect(
                     self.connect_url(), open_timeout=self.OPEN_TIMEOUT_SECONDS, max_size=2**23, proxy=None
@@ -210,7 +214,7 @@ class VendorStreamProvider(MarketDataProvider):
                     await self.authenticate(ws)
                     self._socket, self._subscribed = ws, set()
                     self._status.connected, self._status.error = True, None
-                    attempt = 0
+                    up_since = time.monotonic()
                     await self._send_subscriptions(sorted(self._wanted))
                     async for raw in ws:
                         self._receive(raw)
@@ -235,6 +239,8 @@ class VendorStreamProvider(MarketDataProvider):
                 self._socket = None
                 self._status.connected = False
             self._status.reconnects += 1
+            if up_since is not None and time.monotonic() - up_since >= self.STABLE_SECONDS:
+                attempt = 0
             attempt += 1
             if delay is None:  # exponential backoff with full jitter (the exponent capped: a float overflows)
                 ceiling = min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_FIRST_SECONDS * 2 ** min(attempt, 32))
@@ -252,7 +258,7 @@ class VendorStreamProvider(MarketDataProvider):
             quotes = self.handle(message)
         except VendorError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:  # (LookupError: KeyError, IndexError)
             self._malformed += 1
             self._warn(f"{self._malformed} frames from {self.display_name} could not be read so far: {exc!r}")
             return
@@ -274,7 +280,8 @@ class VendorStreamProvider(MarketDataProvider):
     async def _send_subscriptions(self, symbols: list[str]) -> None:
         if self._socket is None or not symbols:
             return  # subscribed once connected (and again after every reconnect)
-        fresh = [s for s in symbols if s not in self._subscribed]
+        # Only what is still wanted: an unsubscribe may have come while subscribe() awaited the closes.
+        fresh = [s for s in symbols if s in self._wanted and s not in self._subscribed]
         self._subscribed.update(fresh)
         if fresh:
             await self._send(self.subscribe_messages(fresh))
