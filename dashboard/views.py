@@ -1,13 +1,21 @@
 """The organisation's live dashboard: one watchlist's quotes, streamed over the websocket."""
 
+import logging
+import time
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from redis.exceptions import RedisError
 
 from billing.limits import organisation_limits
+from streaming.feed import delay_ms
+from streaming.state import history_sync
 from symbols.selectors import symbol_names
 from tenants.models import Organisation
 from watchlists.models import Watchlist
+
+logger = logging.getLogger(__name__)
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -16,15 +24,32 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     watchlists = list(Watchlist.objects.order_by("name", "id"))
     selected = next((w for w in watchlists if str(w.pk) == request.GET.get("watchlist")), None)
     selected = selected or (watchlists[0] if watchlists else None)
-    names = symbol_names(symbols=selected.symbols) if selected else {}
+    symbols = list(selected.symbols) if selected else []
+    names = symbol_names(symbols=symbols)
+    limits = organisation_limits(organisation)
+    history = intraday_history(symbols=symbols, delay_minutes=limits.delay_minutes)
     return render(
         request,
         "dashboard/dashboard.html",
         {
-            "limits": organisation_limits(organisation),
+            "limits": limits,
             "watchlists": watchlists,
             "selected": selected,
-            "rows": [(symbol, names.get(symbol, "")) for symbol in (selected.symbols if selected else [])],
+            "rows": [(symbol, names.get(symbol, ""), history.get(symbol, "")) for symbol in symbols],
             "billing_url": reverse("billing"),  # the organisation's own billing page (upgrades, 4402)
         },
     )
+
+
+def intraday_history(*, symbols: list[str], delay_minutes: int) -> dict[str, str]:
+    """Each symbol's intraday points as "ts:price ts:price …" (where the sparkline starts), none newer
+    than the plan's delay."""
+    cutoff = time.time_ns() // 1_000_000 - delay_ms(delay_minutes)
+    try:
+        points = history_sync(symbols) if symbols else {}
+    except RedisError:  # the page still works; the sparklines then start empty
+        logger.warning("intraday history unavailable", exc_info=True)
+        return {}
+    return {
+        symbol: " ".join(f"{ts}:{price}" for ts, price in items if ts <= cutoff) for symbol, items in points.items()
+    }

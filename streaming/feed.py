@@ -37,6 +37,9 @@ WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
 STATUS_EVERY_SECONDS = 1.0
+HISTORY_STEP_MS = 60_000  # the intraday sparkline: one point a minute…
+HISTORY_POINTS = 390  # …for a trading day (6.5 hours)
+HISTORY_CHECK_SECONDS = 0.25  # a newly watched symbol has its day's history this soon
 STATUS_TTL_MS = 5000  # no status for this long: no leader is running
 # Quotes that arrive within this window go out together: one message per organisation per window,
 # however often the provider delivers (a vendor socket may send every tick on its own).
@@ -113,6 +116,7 @@ class Feed:
         self.buffers: dict[int, DelayBuffer] = {}
         self.published = 0
         self.last_publish_ms: int | None = None
+        self._last_price: dict[str, float] = {}  # per symbol, for the intraday history
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -156,6 +160,7 @@ class Feed:
                 name="feed-delayed",
             ),
             asyncio.create_task(self._store_status(), name="feed-status"),
+            asyncio.create_task(self._keep_history(), name="feed-history"),
             asyncio.create_task(self._end_payment_graces(), name="feed-grace"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
         ]
@@ -232,6 +237,8 @@ class Feed:
             await self.state.last_quotes_store(0, encoded)
             await self._send(self.index.by_delay.get(0, {}), encoded)
             self.last_publish_ms = now_ms()
+            for symbol, quote in latest.items():
+                self._last_price[symbol] = quote.price
             await self._hold_back(latest, encoded)
             await asyncio.sleep(PUBLISH_WINDOW_SECONDS - (time.monotonic() - started))
 
@@ -262,6 +269,39 @@ class Feed:
                 watched = {(d, s) for d, w in self.index.by_delay.items() for s in w}
                 sampled = {key: at for key, at in sampled.items() if key in watched}
             await asyncio.sleep(DELAY_RELEASE_SECONDS)
+
+    async def _keep_history(self) -> None:
+        """One point a minute per watched symbol (its last price). A provider with history fills in
+        the last trading day at once for a newly watched symbol (again after a failover)."""
+        recorded: dict[str, int] = {}  # symbol → the last minute it has a point for
+        while True:
+            now = now_ms()
+            minute = now - now % HISTORY_STEP_MS
+            watched = self.index.symbols
+            new = [s for s in watched if s not in recorded]
+            points: dict[str, list[tuple[int, float]]] = {}
+            if new and self.provider.has_history:
+                points = await asyncio.to_thread(self._history_from_provider, new, minute)
+                recorded.update(dict.fromkeys(points, minute))
+            for symbol in watched:
+                price = self._last_price.get(symbol)
+                if recorded.get(symbol) != minute and price is not None and symbol not in points:
+                    points[symbol] = [(minute, price)]
+                    recorded[symbol] = minute
+            await self.state.history_add(points, HISTORY_POINTS)
+            for symbol in set(recorded) - watched:
+                del recorded[symbol]
+                self._last_price.pop(symbol, None)
+            await asyncio.sleep(HISTORY_CHECK_SECONDS)
+
+    def _history_from_provider(self, symbols: list[str], minute: int) -> dict[str, list[tuple[int, float]]]:
+        minutes = range(minute - (HISTORY_POINTS - 1) * HISTORY_STEP_MS, minute + 1, HISTORY_STEP_MS)
+        history: dict[str, list[tuple[int, float]]] = {}
+        for symbol in symbols:
+            points = [(at, quote.price) for at in minutes if (quote := self.provider.quote_at(symbol, at)) is not None]
+            if points:
+                history[symbol] = points
+        return history
 
     async def _store_status(self) -> None:
         """What connections (a provider with history?) and staff (is the feed up?) read about the feed."""

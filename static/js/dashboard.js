@@ -12,9 +12,15 @@
   const blank = body.querySelector("tr[data-symbol]").cloneNode(true);
   blank.querySelectorAll("td").forEach((td) => { if (!td.classList.contains("col-chart")) td.textContent = "—"; });
   blank.querySelector(".spark polyline").setAttribute("points", "");
+  const SPARK_POINTS = 390; // the intraday sparkline: a trading day of minutes
   const rows = new Map();
+  // The intraday sparkline: one point a minute, starting from the feed's history ("ts:price ts:price …").
   body.querySelectorAll("tr[data-symbol]").forEach((tr) => {
-    rows.set(tr.dataset.symbol, { tr, prices: [], last: null });
+    const points = (tr.dataset.history || "").split(" ").filter(Boolean).map((p) => p.split(":").map(Number));
+    const last = points[points.length - 1];
+    const row = { tr, prices: points.map((p) => p[1]), minute: last ? Math.floor(last[0] / 60000) : null, last: null };
+    rows.set(tr.dataset.symbol, row);
+    drawSpark(row);
   });
 
   // An edit of the watchlist reaches the open socket: new symbols get a row, removed ones lose theirs.
@@ -25,7 +31,7 @@
     tr.querySelector("th").textContent = symbol;
     tr.querySelector(".col-name").textContent = "";
     body.appendChild(tr);
-    rows.set(symbol, { tr, prices: [], last: null });
+    rows.set(symbol, { tr, prices: [], minute: null, last: null });
   }
 
   function removeRow(symbol) {
@@ -35,7 +41,6 @@
     rows.delete(symbol);
   }
 
-  const SPARK_POINTS = 120;
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   // Close codes after which retrying cannot help (SPEC "Close codes"): what to tell the person.
@@ -109,8 +114,14 @@
     tr.querySelector(".volume").textContent = Number(quote.volume).toLocaleString();
     tr.querySelector(".time").textContent = new Date(quote.ts).toLocaleTimeString();
     tr.classList.remove("row--stopped");
-    row.prices.push(quote.price);
-    if (row.prices.length > SPARK_POINTS) row.prices.shift();
+    const minute = Math.floor(quote.ts / 60000);
+    if (minute === row.minute) {
+      row.prices[row.prices.length - 1] = quote.price; // the current minute's point follows the price
+    } else if (row.minute === null || minute > row.minute) {
+      row.prices.push(quote.price);
+      row.minute = minute;
+      if (row.prices.length > SPARK_POINTS) row.prices.shift();
+    }
     drawSpark(row);
   }
 

@@ -37,4 +37,13 @@ def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
     return redis_lease_ids(kind, schema)
 
 
-__all__ = ["LeaseKind", "StreamState", "Watch", "lease_ids_sync", "stream_state"]
+def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Intraday points (minute ts, price), oldest first, per symbol that has any; for synchronous code."""
+    if not settings.REDIS_URL:
+        return _memory_state.history_now(symbols)
+    from .redis import history_sync as redis_history
+
+    return redis_history(symbols)
+
+
+__all__ = ["LeaseKind", "StreamState", "Watch", "history_sync", "lease_ids_sync", "stream_state"]

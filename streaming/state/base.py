@@ -78,6 +78,11 @@ class StreamState(abc.ABC):
     async def delay_history_reset(self) -> None:
         """Forget every history start (a new feed leader starts its delay buffers empty)."""
 
+    # -- intraday history: one point a minute per watched symbol (realtime; delayed plans see its past) ----
+    @abc.abstractmethod
+    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
+        """Append (minute ts, price) points per symbol, keeping the last `keep` of each."""
+
     # -- the feed leader's status (provider, connection, history), for connections and staff -------
     @abc.abstractmethod
     async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:

@@ -16,6 +16,7 @@ class MemoryStreamState(StreamState):
         self._history: dict[int, dict[str, int]] = defaultdict(dict)
         self._leader: tuple[str, float] | None = None
         self._feed_status: tuple[dict[str, Any], float] | None = None
+        self._history_points: dict[str, list[tuple[int, float]]] = {}
 
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
         held = self._leases[kind, schema]
@@ -71,6 +72,13 @@ class MemoryStreamState(StreamState):
 
     async def delay_history_reset(self) -> None:
         self._history.clear()
+
+    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
+        for symbol, items in points.items():
+            self._history_points[symbol] = (self._history_points.get(symbol, []) + items)[-keep:]
+
+    def history_now(self, symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
+        return {s: list(self._history_points[s]) for s in symbols if self._history_points.get(s)}
 
     async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
         self._feed_status = (dict(status), time.monotonic() + ttl_ms / 1000)

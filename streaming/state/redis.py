@@ -13,6 +13,7 @@ from .base import LeaseKind, StreamState, Watch
 
 PREFIX = settings.STREAM_REDIS_PREFIX
 WATCH_KEY_TTL_MS = 20_000  # a dead process's watches vanish after this
+HISTORY_TTL_MS = 86_400_000  # a symbol nobody watches any more loses its intraday history after a day
 
 # Remove expired leases, then take a place if one is free. Runs atomically in Redis, so two web
 # processes can never both take the last place.
@@ -48,17 +49,39 @@ def _lease_key(kind: LeaseKind, schema: str) -> str:
 _sync_client: "redis.Redis[bytes] | None" = None
 
 
+def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Each symbol's intraday points (oldest first), read from synchronous code (the dashboard view)."""
+    with _sync().pipeline(transaction=False) as pipe:
+        for symbol in symbols:
+            pipe.lrange(_history_key(symbol), 0, -1)
+        lists = pipe.execute()
+    return {symbol: [_point(raw) for raw in items] for symbol, items in zip(symbols, lists, strict=True) if items}
+
+
+def _point(raw: bytes) -> tuple[int, float]:
+    ts, price = raw.decode().split(":")
+    return int(ts), float(price)
+
+
+def _history_key(symbol: str) -> str:
+    return f"{PREFIX}hist:{symbol}"
+
+
+def _sync() -> "redis.Redis[bytes]":
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    return _sync_client
+
+
 def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
     """The organisation's live lease ids, read from synchronous code (views) with a blocking client.
 
     One client per process (its pool is thread-safe): an asyncio client made for each call's event
     loop (async_to_sync makes a new loop per call) would be one more Redis client per page view.
     """
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     key = _lease_key(kind, schema)
-    with _sync_client.pipeline(transaction=True) as pipe:
+    with _sync().pipeline(transaction=True) as pipe:
         pipe.zremrangebyscore(key, "-inf", _now_ms())
         pipe.zrange(key, 0, -1)
         _, members = pipe.execute()
@@ -171,6 +194,17 @@ class RedisStreamState(StreamState):
         keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}history:*", count=500)]
         if keys:
             await self.redis.delete(*keys)
+
+    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
+        if not points:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for symbol, items in points.items():
+                key = _history_key(symbol)
+                pipe.rpush(key, *(f"{ts}:{price}" for ts, price in items))
+                pipe.ltrim(key, -keep, -1)
+                pipe.pexpire(key, HISTORY_TTL_MS)
+            await pipe.execute()
 
     async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
         await self.redis.set(PREFIX + "feed:status", orjson.dumps(status), px=ttl_ms)

@@ -70,7 +70,15 @@ def test_a_member_watches_a_new_watchlist_move_live(committed: Committed, feed: 
             arg=first,
             timeout=PRICE_CHANGE_SECONDS * 1000,
         )
-        page.wait_for_timeout(1500)  # let the sparklines draw a few points for the screenshot
+        # The feed fills in the day's minutes within a second of a symbol's first watch: a page opened
+        # after that starts its intraday sparklines from that history, not from the seconds since it opened.
+        spark = page.locator('tr[data-symbol="AAPL"] .spark polyline')
+        for _ in range(10):
+            page.reload()
+            if len((spark.get_attribute("points") or "").split()) > 300:
+                break
+            page.wait_for_timeout(500)
+        expect(spark).to_have_attribute("points", re.compile(r"^(\S+ ){300,}\S+$"))
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})
