@@ -168,16 +168,19 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def snapshot(self, symbols: list[str]) -> str:
         cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
+        feed = await self.hub.feed_status() or {}
         limits = self.subscription.limits
         extra: dict[str, Any] = {"delayed": not limits.realtime}
         if not limits.realtime:
             extra["delay_minutes"] = self.delay_minutes
             missing = [s for s in symbols if s not in cached]
-            pending = await self.pending_delayed(missing) if missing else []
-            if pending:
-                extra["pending"] = pending
+            if missing and not feed.get("history"):  # with history, quotes of `delay` ago come within a second
+                extra["pending"] = await self.pending_delayed(missing)
+        unserved = feed.get("unserved") or {}
+        if any(s in unserved for s in symbols):  # the data source does not serve these (a vendor's cap, say)
+            extra["unserved"] = [{"symbol": s, "reason": unserved[s]} for s in symbols if s in unserved]
         extra["limits"] = limits.as_dict(len(self.subscription))
-        extra["simulated"] = data_simulated()
+        extra["simulated"] = data_simulated(feed.get("provider"))
         return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra, **self.snapshot_extra())
 
     def snapshot_extra(self) -> dict[str, Any]:
@@ -185,15 +188,9 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         return {}
 
     async def pending_delayed(self, symbols: list[str]) -> list[dict[str, Any]]:
-        """When delayed quotes of these symbols will start (their history began when first watched).
-
-        None are pending when the feed's provider has history: their quotes of `delay` ago come within a second.
-        """
+        """When delayed quotes of these symbols will start (their history began when first watched)."""
         from .feed import delay_ms
 
-        feed = await self.hub.state.feed_status()
-        if feed is not None and feed.get("history"):
-            return []
         started = await self.hub.state.delay_history_started(self.delay_minutes)
         lag = delay_ms(self.delay_minutes)
         now = time.time_ns() // 1_000_000

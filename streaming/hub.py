@@ -9,6 +9,7 @@ registry) which symbols each organisation follows, and keeps this process's stre
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterable
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 WATCH_SYNC_SECONDS = 0.05
 WATCH_HEARTBEAT_SECONDS = 5.0
 CLOSE_WAIT_SECONDS = 3.0
+FEED_STATUS_CACHE_SECONDS = 1.0
 
 
 class Connection(Protocol):
@@ -133,10 +135,20 @@ class StreamHub:
         self._removed: set[Watch] = set()
         self._dirty = asyncio.Event()
         self._spawned: set[asyncio.Task[None]] = set()
+        self._feed_status: tuple[float, dict[str, Any] | None] = (-FEED_STATUS_CACHE_SECONDS, None)
         self._tasks = [
             asyncio.create_task(self._sync_watches(), name="hub-watches"),
             asyncio.create_task(self._refresh_leases(), name="hub-leases"),
         ]
+
+    async def feed_status(self) -> dict[str, Any] | None:
+        """The feed leader's status (has its provider history? which symbols are not served?), read at
+        most once a second per process: every snapshot wants it."""
+        read_at, status = self._feed_status
+        if time.monotonic() - read_at >= FEED_STATUS_CACHE_SECONDS:
+            status = await self.state.feed_status()
+            self._feed_status = (time.monotonic(), status)
+        return status
 
     # -- rooms ---------------------------------------------------------------------------
     async def join(self, connection: Connection) -> None:

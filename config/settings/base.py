@@ -318,6 +318,9 @@ MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
 # ---------------------------------------------------------------------------------------------
 SIMULATED_TICKS_PER_SECOND = env.float("SIMULATED_TICKS_PER_SECOND", default=50.0)
 SIMULATED_SEED = env.int("SIMULATED_SEED", default=None)
+# Replays (MARKET_DATA_PROVIDER=replay): a CSV file or a folder of them, and minutes of history per second.
+REPLAY_PATH = env.str("REPLAY_PATH", default="")
+REPLAY_SPEED = env.float("REPLAY_SPEED", default=60.0)
 # Vendor streams (MARKET_DATA_PROVIDER=alpaca|finnhub|polygon): keys from the environment; the URLs
 # point elsewhere only for a local fake (the tests) or a vendor's other endpoint.
 ALPACA_API_KEY_ID = env.str("ALPACA_API_KEY_ID", default="")

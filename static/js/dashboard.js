@@ -12,6 +12,11 @@
   const blank = body.querySelector("tr[data-symbol]").cloneNode(true);
   blank.querySelectorAll("td").forEach((td) => { if (!td.classList.contains("col-chart")) td.textContent = "—"; });
   blank.querySelector(".spark polyline").setAttribute("points", "");
+  const UNSERVED = {
+    symbol_limit: "Beyond the number of symbols the market data plan allows.",
+    not_entitled: "The market data plan does not include this symbol.",
+    unknown_symbol: "The market data source has no data for this symbol.",
+  };
   const SPARK_POINTS = 390; // the intraday sparkline: a trading day of minutes
   const rows = new Map();
   // The intraday sparkline: one point a minute, starting from the feed's history ("ts:price ts:price …").
@@ -138,6 +143,15 @@
     simulated = message.simulated === true;
     setFreshness(message.delayed, message.delay_minutes);
     (message.quotes || []).forEach(apply);
+    // Symbols the data source does not serve (not in a replay's files, beyond a vendor plan's cap).
+    (message.unserved || []).forEach((item) => {
+      const row = rows.get(item.symbol);
+      if (!row) return;
+      row.tr.classList.add("row--unserved");
+      const cell = row.tr.querySelector(".price");
+      cell.textContent = "Not served";
+      cell.title = UNSERVED[item.reason] || "The market data source does not serve this symbol.";
+    });
     const pending = message.pending || [];
     if (pending.length) {
       const first = Math.min(...pending.map((p) => p.available_at));

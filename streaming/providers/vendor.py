@@ -235,6 +235,9 @@ class VendorStreamProvider(MarketDataProvider):
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, ConnectionError) as exc:
                 self._status.error = f"Connection to {self.display_name} lost: {exc or type(exc).__name__}"
                 logger.warning("%s: %s", self.name, self._status.error)
+            except Exception as exc:  # a defect in an adapter: reported and retried, never the end of the feed
+                self._status.error = f"Unexpected error reading {self.display_name}: {exc!r}"
+                logger.exception("%s: unexpected error; reconnecting", self.name)
             finally:
                 self._socket = None
                 self._status.connected = False
