@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from billing.views import pricing, stripe_webhook
 from core.views import landing
+from streaming.views import feed_status
 from tenants.views.organisations import SignupView, organisation_list, organisation_open
 from tenants.views.team import invitation
 
@@ -26,5 +27,6 @@ urlpatterns = [
     # form lacks: an anonymous visitor is sent to allauth's log-in, and a signed-in non-staff user
     # gets a 403. This path comes first so it wins over admin.site.urls' own "login/".
     path("admin/login/", secure_admin_login(admin.site.login)),
+    path("admin/feed/", admin.site.admin_view(feed_status), name="admin_feed_status"),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,8 @@
 """Liveness and readiness checks: the database and the channel layer."""
 
 import functools
+import time
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -9,13 +11,42 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from streaming.state import feed_status_sync
+
 CHECK_TIMEOUT_SECONDS = 2
 REASON_MAX_CHARS = 300
 
 
 def readiness_checks() -> dict[str, str]:
-    """Each dependency's state: "ok" or the reason it cannot be used (for operators' eyes only)."""
-    return {"database": _database_state(), "channel_layer": _channel_layer_state()}
+    """Each dependency's state: "ok" or the reason it cannot be used (for operators' eyes only).
+
+    With FEED_STALE_SECONDS set, the market-data feed counts too: no leader status for that long fails.
+    """
+    checks = {"database": _database_state(), "channel_layer": _channel_layer_state()}
+    if settings.FEED_STALE_SECONDS > 0:
+        checks["feed"] = _feed_state(float(settings.FEED_STALE_SECONDS))
+    return checks
+
+
+def feed_details() -> dict[str, Any] | None:
+    """The feed leader's status (provider, connection, last quote, unserved symbols, errors), or None."""
+    try:
+        return feed_status_sync()
+    except RedisError:
+        return None
+
+
+def _feed_state(stale_seconds: float) -> str:
+    try:
+        status = feed_status_sync()
+    except RedisError as exc:
+        return _unreachable(exc)
+    if status is None:
+        return "no feed leader: no run_feed process holds the lock (or none has reported for a few seconds)"
+    age = time.time() - int(status.get("stored_ms", 0)) / 1000
+    if age > stale_seconds:
+        return f"stale: the feed leader last reported {age:.0f} s ago"
+    return "ok"
 
 
 def _unreachable(exc: Exception) -> str:

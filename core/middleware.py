@@ -5,7 +5,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .access import operator_request
-from .health import readiness_checks
+from .health import feed_details, readiness_checks
 
 
 class HealthCheckMiddleware:
@@ -27,5 +27,6 @@ class HealthCheckMiddleware:
             body: dict[str, object] = {"status": "ok" if ready else "unavailable"}
             if operator_request(request):
                 body["checks"] = checks
+                body["feed"] = feed_details()
             return JsonResponse(body, status=200 if ready else 503)
         return self.get_response(request)

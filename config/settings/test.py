@@ -23,3 +23,6 @@ STREAM_REDIS_PREFIX = TEST_REDIS_NAMESPACE + ":"
 # (tests/live.py) get the test database's name at once, and use the pool like production.
 if not env.bool("TEST_SERVER_PROCESS", default=False):
     DATABASES["default"]["OPTIONS"].pop("pool", None)
+
+# Most tests run no feed process: the readiness probe leaves the feed out unless a test turns it on.
+FEED_STALE_SECONDS = env.float("FEED_STALE_SECONDS", default=0.0)

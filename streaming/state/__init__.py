@@ -5,6 +5,7 @@ Redis backs it when REDIS_URL is set (several processes); otherwise one process 
 """
 
 import asyncio
+from typing import Any
 
 from django.conf import settings
 
@@ -46,4 +47,13 @@ def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
     return redis_history(symbols)
 
 
-__all__ = ["LeaseKind", "StreamState", "Watch", "history_sync", "lease_ids_sync", "stream_state"]
+def feed_status_sync() -> dict[str, Any] | None:
+    """The feed leader's last status, or None when no leader has stored one lately; for synchronous code."""
+    if not settings.REDIS_URL:
+        return _memory_state.feed_status_now()
+    from .redis import feed_status_sync as redis_feed_status
+
+    return redis_feed_status()
+
+
+__all__ = ["LeaseKind", "StreamState", "Watch", "feed_status_sync", "history_sync", "lease_ids_sync", "stream_state"]

@@ -84,6 +84,9 @@ class MemoryStreamState(StreamState):
         self._feed_status = (dict(status), time.monotonic() + ttl_ms / 1000)
 
     async def feed_status(self) -> dict[str, Any] | None:
+        return self.feed_status_now()
+
+    def feed_status_now(self) -> dict[str, Any] | None:
         stored = self._feed_status
         return dict(stored[0]) if stored is not None and stored[1] > time.monotonic() else None
 

@@ -1,6 +1,7 @@
 """Streaming state in Redis, shared by every web and feed process."""
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -46,9 +47,6 @@ def _lease_key(kind: LeaseKind, schema: str) -> str:
     return f"{PREFIX}lease:{kind.value}:{schema}"
 
 
-_sync_client: "redis.Redis[bytes] | None" = None
-
-
 def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
     """Each symbol's intraday points (oldest first), read from synchronous code (the dashboard view)."""
     with _sync().pipeline(transaction=False) as pipe:
@@ -56,6 +54,12 @@ def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
             pipe.lrange(_history_key(symbol), 0, -1)
         lists = pipe.execute()
     return {symbol: [_point(raw) for raw in items] for symbol, items in zip(symbols, lists, strict=True) if items}
+
+
+def feed_status_sync() -> dict[str, Any] | None:
+    """The feed leader's last status (None when no leader has stored one lately), for synchronous code."""
+    raw = _sync().get(PREFIX + "feed:status")
+    return dict(orjson.loads(raw)) if raw else None
 
 
 def _point(raw: bytes) -> tuple[int, float]:
@@ -68,10 +72,13 @@ def _history_key(symbol: str) -> str:
 
 
 def _sync() -> "redis.Redis[bytes]":
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-    return _sync_client
+    return _sync_client(settings.REDIS_URL)
+
+
+@functools.lru_cache(maxsize=4)
+def _sync_client(url: str) -> "redis.Redis[bytes]":
+    # One blocking client per URL for the life of the process (its pool is thread-safe).
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:

@@ -1,16 +1,20 @@
 """`/healthz` and `/readyz` answer on every host, tenant or not; only operators learn why `/readyz` fails."""
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 import redis.connection
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.test import Client, override_settings
 
 from accounts.models import User
 from core.health import readiness_checks
+from streaming.state import stream_state
 from tests.conftest import PASSWORD, host_client
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +120,54 @@ def test_readiness_reuses_one_redis_connection(monkeypatch: pytest.MonkeyPatch) 
     assert readiness_checks()["channel_layer"] == "ok"
 
     assert len({id(connection) for connection in connects}) <= 1
+
+
+FEED_STATUS = {"holder": "feed-test", "provider": "simulated", "history": True, "connected": True,
+               "last_quote_ms": None, "symbols": 3, "unserved": {}, "error": None, "reconnects": 0}  # fmt: skip
+
+
+def store_feed_status(**fields: Any) -> None:
+    """What a feed leader stores each second (streaming.feed.Feed._store_status)."""
+
+    async def store() -> None:
+        await stream_state().feed_status_store({**FEED_STATUS, **fields}, 5000)
+
+    async_to_sync(store)()
+
+
+@override_settings(FEED_STALE_SECONDS=30, METRICS_TOKEN=METRICS_TOKEN)
+def test_readiness_fails_without_a_feed_leader_and_operators_see_its_status() -> None:
+
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {METRICS_TOKEN}"}
+    store_feed_status(stored_ms=int(time.time() * 1000) - 31_000)  # a leader gone quiet 31 s ago
+    stale = host_client("localhost").get("/readyz", **bearer)
+    assert stale.status_code == 503
+    assert json.loads(stale.content)["checks"]["feed"].startswith("stale: the feed leader last reported 3")
+
+    store_feed_status(stored_ms=int(time.time() * 1000), error="Alpaca refused the key", reconnects=4)
+    fresh = host_client("localhost").get("/readyz", **bearer)
+    body = json.loads(fresh.content)
+    assert fresh.status_code == 200
+    assert body["checks"]["feed"] == "ok"
+    assert (body["feed"]["provider"], body["feed"]["error"], body["feed"]["reconnects"]) == (
+        "simulated", "Alpaca refused the key", 4,
+    )  # fmt: skip
+    assert "feed" not in json.loads(host_client("localhost").get("/readyz").content)  # only operators
+
+
+@override_settings(FEED_STALE_SECONDS=30)
+def test_readiness_names_a_missing_feed_leader() -> None:
+    redis.Redis.from_url(settings.REDIS_URL).delete(settings.STREAM_REDIS_PREFIX + "feed:status")
+    assert readiness_checks()["feed"].startswith("no feed leader")
+
+
+def test_staff_see_the_feed_status_page_and_others_do_not() -> None:
+    store_feed_status(stored_ms=int(time.time() * 1000), unserved={"NVDA": "symbol_limit"})
+    staff = logged_in("feed-staff@tickerdeck.example", staff=True)
+    page = staff.get("/admin/feed/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Simulated (seeded, made-up prices)" in text
+    assert "<td>NVDA</td><td>symbol_limit</td>" in text
+    member = logged_in("feed-member@tickerdeck.example", staff=False)
+    assert member.get("/admin/feed/").status_code in (302, 403)
