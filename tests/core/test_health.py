@@ -138,14 +138,14 @@ def store_feed_status(**fields: Any) -> None:
 @override_settings(FEED_STALE_SECONDS=30, METRICS_TOKEN=METRICS_TOKEN)
 def test_readiness_fails_without_a_feed_leader_and_operators_see_its_status() -> None:
 
-    bearer = {"HTTP_AUTHORIZATION": f"Bearer {METRICS_TOKEN}"}
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
     store_feed_status(stored_ms=int(time.time() * 1000) - 31_000)  # a leader gone quiet 31 s ago
-    stale = host_client("localhost").get("/readyz", **bearer)
+    stale = host_client("localhost").get("/readyz", headers=bearer)
     assert stale.status_code == 503
     assert json.loads(stale.content)["checks"]["feed"].startswith("stale: the feed leader last reported 3")
 
     store_feed_status(stored_ms=int(time.time() * 1000), error="Alpaca refused the key", reconnects=4)
-    fresh = host_client("localhost").get("/readyz", **bearer)
+    fresh = host_client("localhost").get("/readyz", headers=bearer)
     body = json.loads(fresh.content)
     assert fresh.status_code == 200
     assert body["checks"]["feed"] == "ok"
