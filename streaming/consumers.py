@@ -179,6 +179,9 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         unserved = feed.get("unserved") or {}
         if any(s in unserved for s in symbols):  # the data source does not serve these (a vendor's cap, say)
             extra["unserved"] = [{"symbol": s, "reason": unserved[s]} for s in symbols if s in unserved]
+        market = feed.get("market")
+        if market and not market.get("open"):  # trading hours: the exchange is closed, the last quotes stand
+            extra["market"] = market
         extra["limits"] = limits.as_dict(len(self.subscription))
         extra["simulated"] = data_simulated(feed.get("provider"))
         return quotes_frame("snapshot", [cached[s] for s in symbols if s in cached], **extra, **self.snapshot_extra())

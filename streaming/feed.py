@@ -23,6 +23,7 @@ from billing.events import organisations_grace_expired_notify
 
 from .groups import quotes_group
 from .layers import group_send_many
+from .market_hours import MarketHours, MarketState
 from .providers import MarketDataProvider
 from .quotes import Quote
 from .state import StreamState, Watch
@@ -39,7 +40,8 @@ DELAY_RELEASE_SECONDS = 0.1
 STATUS_EVERY_SECONDS = 1.0
 HISTORY_STEP_MS = 60_000  # the intraday sparkline: one point a minute…
 HISTORY_POINTS = 390  # …for a trading day (6.5 hours)
-HISTORY_CHECK_SECONDS = 0.25  # a newly watched symbol has its day's history this soon
+HISTORY_CHECK_SECONDS = 0.25
+MARKET_CHECK_SECONDS = 5.0  # a newly watched symbol has its day's history this soon
 STATUS_TTL_MS = 5000  # no status for this long: no leader is running
 # Quotes that arrive within this window go out together: one message per organisation per window,
 # however often the provider delivers (a vendor socket may send every tick on its own).
@@ -107,8 +109,18 @@ class DelayBuffer:
 class Feed:
     """Leader election around the publishing loop."""
 
-    def __init__(self, provider: MarketDataProvider, state: StreamState, layer: BaseChannelLayer) -> None:
+    def __init__(
+        self,
+        provider: MarketDataProvider,
+        state: StreamState,
+        layer: BaseChannelLayer,
+        *,
+        market_hours: MarketHours | None = None,
+    ) -> None:
         self.provider = provider
+        # With trading hours (MARKET_HOURS), nothing is published while the exchange is closed.
+        self.market_hours = market_hours
+        self.market: MarketState | None = None
         self.state = state
         self.layer = layer
         self.holder = f"feed-{uuid.uuid4().hex[:12]}"
@@ -161,6 +173,7 @@ class Feed:
             ),
             asyncio.create_task(self._store_status(), name="feed-status"),
             asyncio.create_task(self._keep_history(), name="feed-history"),
+            asyncio.create_task(self._follow_market(), name="feed-market"),
             asyncio.create_task(self._end_payment_graces(), name="feed-grace"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
         ]
@@ -233,6 +246,8 @@ class Feed:
             self._live_arrived.clear()
             started = time.monotonic()
             latest, self._live = self._live, {}
+            if not self.market_open:
+                continue  # the exchange is closed: the last quotes stand
             encoded = {symbol: quote.encode() for symbol, quote in latest.items()}
             await self.state.last_quotes_store(0, encoded)
             await self._send(self.index.by_delay.get(0, {}), encoded)
@@ -255,7 +270,7 @@ class Feed:
         while True:
             now = now_ms()
             for delay, watchers in list(self.index.by_delay.items()):
-                if not delay:
+                if not delay or not self.market_open:
                     continue
                 due = [s for s in watchers if now - sampled.get((delay, s), 0) >= DELAY_SAMPLE_MS]
                 quotes = {s: q for s in due if (q := self.provider.quote_at(s, now - delay_ms(delay))) is not None}
@@ -303,6 +318,23 @@ class Feed:
                 history[symbol] = points
         return history
 
+    @property
+    def market_open(self) -> bool:
+        return self.market is None or self.market.open
+
+    async def _follow_market(self) -> None:
+        """Ask the trading calendar each few seconds (off the event loop: it is slow on a new minute)."""
+        if self.market_hours is None:
+            await self._stopping.wait()
+            return
+        while True:
+            try:
+                self.market = await asyncio.to_thread(self.market_hours.state)
+            except Exception:  # a calendar that fails must not stop quotes: they flow as without hours
+                logger.exception("the trading calendar could not be read")
+                self.market = None
+            await asyncio.sleep(MARKET_CHECK_SECONDS)
+
     async def _store_status(self) -> None:
         """What connections (a provider with history?) and staff (is the feed up?) read about the feed."""
         while True:
@@ -320,6 +352,7 @@ class Feed:
                     "error": status.error,
                     "reconnects": status.reconnects,
                     "published": self.published,
+                    "market": self.market.as_dict() if self.market is not None else None,
                     "stored_ms": now_ms(),
                 },
                 STATUS_TTL_MS,

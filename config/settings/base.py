@@ -318,6 +318,9 @@ MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
 # ---------------------------------------------------------------------------------------------
 SIMULATED_TICKS_PER_SECOND = env.float("SIMULATED_TICKS_PER_SECOND", default=50.0)
 SIMULATED_SEED = env.int("SIMULATED_SEED", default=None)
+# Trading hours (NYSE calendar): outside them the feed publishes nothing and dashboards say "market
+# closed". Off by default (the simulated feed trades round the clock); meant for replays and vendors.
+MARKET_HOURS = env.bool("MARKET_HOURS", default=False)
 # /readyz fails when no feed leader has reported for this long (0: the feed is not checked).
 FEED_STALE_SECONDS = env.float("FEED_STALE_SECONDS", default=30.0)
 # Replays (MARKET_DATA_PROVIDER=replay): a CSV file or a folder of them, and minutes of history per second.

@@ -142,6 +142,13 @@
     problem.hidden = true;
     simulated = message.simulated === true;
     setFreshness(message.delayed, message.delay_minutes);
+    const market = message.market;
+    if (market && !market.open) {
+      setBadge("closed", "Market closed");
+      const close = market.last_close_ms ? new Date(market.last_close_ms).toLocaleString() : "the last close";
+      const opens = market.next_open_ms ? " It opens at " + new Date(market.next_open_ms).toLocaleString() + "." : "";
+      show(notice, "The market is closed: these are the last prices, as of " + close + "." + opens);
+    }
     (message.quotes || []).forEach(apply);
     // Symbols the data source does not serve (not in a replay's files, beyond a vendor plan's cap).
     (message.unserved || []).forEach((item) => {
@@ -153,7 +160,9 @@
       cell.title = UNSERVED[item.reason] || "The market data source does not serve this symbol.";
     });
     const pending = message.pending || [];
-    if (pending.length) {
+    if (market && !market.open) {
+      // the closed-market notice stays
+    } else if (pending.length) {
       const first = Math.min(...pending.map((p) => p.available_at));
       show(notice, "Your plan shows quotes " + message.delay_minutes + " minutes late. Delayed data for " +
         pending.map((p) => p.symbol).join(", ") + " starts at " + new Date(first).toLocaleTimeString() + ".",

@@ -146,7 +146,8 @@
     if (type === "snapshot") {
       this.attempt = 0;
       this.config = message.widget;
-      this.note = message.simulated ? "Simulated data" : message.delayed ? "Delayed " + message.delay_minutes + " min" : "Live";
+      this.note = message.market && !message.market.open ? "Market closed"
+        : message.simulated ? "Simulated data" : message.delayed ? "Delayed " + message.delay_minutes + " min" : "Live";
       this.quotes = {};
       this.symbols = [];
       this.add(message.quotes);

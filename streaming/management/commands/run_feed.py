@@ -7,9 +7,11 @@ from typing import Any
 
 import uvloop
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streaming.feed import Feed
+from streaming.market_hours import MarketHours
 from streaming.providers import PROVIDERS, provider_create
 from streaming.state import stream_state
 
@@ -33,7 +35,8 @@ class Command(BaseCommand):
         uvloop.run(self.run(provider, layer))
 
     async def run(self, provider: Any, layer: Any) -> None:
-        feed = Feed(provider, stream_state(), layer)
+        market_hours = MarketHours() if settings.MARKET_HOURS else None
+        feed = Feed(provider, stream_state(), layer, market_hours=market_hours)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, feed.stop)
