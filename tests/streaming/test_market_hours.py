@@ -18,13 +18,15 @@ from tests.streaming.conftest import Committed, connect, receive
 committed, hub_cleanup = streaming_fixtures.committed, streaming_fixtures.hub_cleanup
 
 
-def at(*moment: int) -> Callable[[], int]:
-    stamp = int(datetime(*moment, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int, minute: int) -> int:
+    """Epoch ms of a UTC moment."""
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
+
+def at(year: int, month: int, day: int, hour: int, minute: int) -> Callable[[], int]:
+    """A clock stopped at a UTC moment."""
+    stamp = ms(year, month, day, hour, minute)
     return lambda: stamp
-
-
-def ms(*moment: int) -> int:
-    return int(datetime(*moment, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
 
 
 SATURDAY = (2026, 11, 28, 15, 0)
