@@ -15,13 +15,18 @@ setup: .venv/.synced ## virtualenv with the locked dependencies
 	$(UV) sync --frozen --quiet
 	@touch $@
 
+# The tests' extra data (backtesting's GOOG bars, AGPL): installed for `make test` only, never for `make run`.
+.venv/.synced-test: .venv/.synced
+	$(UV) sync --frozen --quiet --group test-data
+	@touch $@
+
 browser: ## Debian's Chromium for the browser tests (Playwright cannot download its own here)
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: setup ## set up everything and serve at http://localhost:$${PORT:-8000}
 	$(PY) -m devtools run
 
-test: setup browser ## set up what the tests need and run the whole suite
+test: .venv/.synced-test browser ## set up what the tests need and run the whole suite
 	$(PY) -m devtools test $(PYTEST_ARGS)
 
 bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 min; bench/results/latest.json)
@@ -30,7 +35,7 @@ bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 m
 bench-quick: setup ## the same, fewer connections and rates, short windows (~1.5 min)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-check: setup ## lint, format check and type check
+check: .venv/.synced-test ## lint, format check and type check
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
