@@ -23,7 +23,8 @@ def readiness_checks() -> dict[str, str]:
     With FEED_STALE_SECONDS set, the market-data feed counts too: no leader status for that long fails.
     """
     checks = {"database": _database_state(), "channel_layer": _channel_layer_state()}
-    if settings.FEED_STALE_SECONDS > 0:
+    # The in-process feed of single-process dev mode starts with the first stream: nothing to watch apart.
+    if settings.FEED_STALE_SECONDS > 0 and not settings.STREAM_FEED_IN_PROCESS:
         checks["feed"] = _feed_state(float(settings.FEED_STALE_SECONDS))
     return checks
 

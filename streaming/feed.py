@@ -120,7 +120,8 @@ class Feed:
         self.provider = provider
         # With trading hours (MARKET_HOURS), nothing is published while the exchange is closed.
         self.market_hours = market_hours
-        self.market: MarketState | None = None
+        self.market: MarketState | None = None  # unknown until the calendar is first read: nothing is published
+        self._calendar_failed = False
         self.state = state
         self.layer = layer
         self.holder = f"feed-{uuid.uuid4().hex[:12]}"
@@ -320,7 +321,11 @@ class Feed:
 
     @property
     def market_open(self) -> bool:
-        return self.market is None or self.market.open
+        if self.market_hours is None:
+            return True
+        if self.market is None:
+            return self._calendar_failed  # a calendar that cannot be read does not stop the quotes
+        return self.market.open
 
     async def _follow_market(self) -> None:
         """Ask the trading calendar each few seconds (off the event loop: it is slow on a new minute)."""
@@ -330,9 +335,10 @@ class Feed:
         while True:
             try:
                 self.market = await asyncio.to_thread(self.market_hours.state)
+                self._calendar_failed = False
             except Exception:  # a calendar that fails must not stop quotes: they flow as without hours
                 logger.exception("the trading calendar could not be read")
-                self.market = None
+                self.market, self._calendar_failed = None, True
             await asyncio.sleep(MARKET_CHECK_SECONDS)
 
     async def _store_status(self) -> None:

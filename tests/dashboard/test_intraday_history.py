@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 
 from streaming.feed import HISTORY_POINTS, HISTORY_STEP_MS, Feed
 from streaming.state import history_sync
+from tenants.db import activate_public_schema
 from tests.conftest import host_client
 from tests.streaming import conftest as streaming_fixtures
 from tests.streaming.conftest import Committed, Tenant, connect, receive
@@ -53,7 +54,10 @@ def dashboard_histories(tenant: Tenant) -> dict[str, list[int]]:
         watchlist_create(organisation=tenant.organisation, name="Mine", symbols=["AAPL"])
     client = host_client(tenant.host)
     client.force_login(tenant.owner)
-    page = client.get("/").content.decode()
+    try:
+        page = client.get("/").content.decode()
+    finally:
+        activate_public_schema()  # the request left this thread's connection on the tenant's schema
     rows = re.findall(r'<tr data-symbol="([A-Z.]+)" data-history="([^"]*)">', page)
     return {symbol: [int(point.split(":")[0]) for point in history.split()] for symbol, history in rows}
 

@@ -22,6 +22,7 @@ from streaming.feed import Feed
 from streaming.hub import stream_hub_close
 from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
+from tenants.db import activate_public_schema
 from tenants.models import Membership, Organisation, Role
 from tenants.services.organisations import organisation_create
 from tenants.services.team import membership_remove
@@ -70,6 +71,7 @@ class Committed:
         return plan
 
     def tenant_sync(self, plan: Plan | str = "pro", **organisation_fields: Any) -> Tenant:
+        activate_public_schema()  # a request served by the test client leaves this thread's connection on its tenant
         slug = f"t{uuid.uuid4().hex[:10]}"
         owner = owner_get_or_create(email=f"owner@{slug}.example", password=PASSWORD)
         self.users.append(owner)
