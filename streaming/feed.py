@@ -13,8 +13,11 @@ import logging
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
@@ -59,6 +62,13 @@ def now_ms() -> int:
 def delay_ms(delay_minutes: int) -> int:
     """A plan's delay in milliseconds (tests may shorten a "minute" with STREAM_DELAY_MINUTE_SECONDS)."""
     return int(delay_minutes * settings.STREAM_DELAY_MINUTE_SECONDS * 1000)
+
+
+class QuoteObserver(Protocol):
+    """Something the leader tells of each published batch: the quotes (latest per symbol) and their
+    delay (0 = realtime). Called in the publishing loop: quick work only, queue anything slow."""
+
+    async def observe(self, delay_minutes: int, quotes: dict[str, Quote]) -> None: ...
 
 
 @dataclass
@@ -116,10 +126,13 @@ class Feed:
         layer: BaseChannelLayer,
         *,
         market_hours: MarketHours | None = None,
+        observers: Sequence[QuoteObserver] = (),
     ) -> None:
         self.provider = provider
         # With trading hours (MARKET_HOURS), nothing is published while the exchange is closed.
         self.market_hours = market_hours
+        # Told of every batch published, realtime and per delay (minute bars, alerts): see QuoteObserver.
+        self.observers = list(observers)
         self.market: MarketState | None = None  # unknown until the calendar is first read: nothing is published
         self._calendar_failed = False
         self.state = state
@@ -252,6 +265,7 @@ class Feed:
             encoded = {symbol: quote.encode() for symbol, quote in latest.items()}
             await self.state.last_quotes_store(0, encoded)
             await self._send(self.index.by_delay.get(0, {}), encoded)
+            await self._notify(0, latest)
             self.last_publish_ms = now_ms()
             for symbol, quote in latest.items():
                 self._last_price[symbol] = quote.price
@@ -281,6 +295,7 @@ class Feed:
                     encoded = {symbol: quote.encode() for symbol, quote in quotes.items()}
                     await self.state.last_quotes_store(delay, encoded)
                     await self._send(watchers, encoded)
+                    await self._notify(delay, quotes)
             if len(sampled) > 4 * max(1, sum(len(w) for w in self.index.by_delay.values())):
                 watched = {(d, s) for d, w in self.index.by_delay.items() for s in w}
                 sampled = {key: at for key, at in sampled.items() if key in watched}
@@ -374,6 +389,16 @@ class Feed:
                 if released:
                     await self.state.last_quotes_store(delay, released)
                     await self._send(self.index.by_delay.get(delay, {}), released)
+                    if self.observers:
+                        await self._notify(delay, {s: Quote(**orjson.loads(data)) for s, data in released.items()})
+
+    async def _notify(self, delay_minutes: int, quotes: dict[str, Quote]) -> None:
+        """Tell each observer what was just published at this delay; one that fails is logged, not fatal."""
+        for observer in self.observers:
+            try:
+                await observer.observe(delay_minutes, quotes)
+            except Exception:
+                logger.exception("feed observer %s failed on a batch", type(observer).__name__)
 
     async def _send(self, watchers: dict[str, list[str]], encoded: dict[str, bytes]) -> None:
         """One message per organisation with every quote of this batch that it watches."""

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streaming.feed import Feed
 from streaming.market_hours import MarketHours
+from streaming.observers import feed_observers
 from streaming.providers import PROVIDERS, provider_create
 from streaming.state import stream_state
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
 
     async def run(self, provider: Any, layer: Any) -> None:
         market_hours = MarketHours() if settings.MARKET_HOURS else None
-        feed = Feed(provider, stream_state(), layer, market_hours=market_hours)
+        feed = Feed(provider, stream_state(), layer, market_hours=market_hours, observers=feed_observers())
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, feed.stop)
