@@ -66,6 +66,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     sender: ConflatingSender
     subscription: Subscription
     watchlist_id: int | None = None
+    max_per_second = 0  # the throttle a connection starts with (a widget's own setting); 0: none
 
     # -- the connection's life -------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -154,6 +155,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             clock=self.hub.clock,
             on_failed=self.abort,
         )
+        self.sender.throttle(self.max_per_second)
         await self.hub.join(self)
         if self.released:  # the client left, or a control message closed it, while joining
             return
@@ -228,6 +230,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(ORGANISATION_DELETED)
         elif kind == "watchlist.changed":
             await self.watchlist_changed(event)
+        elif kind == "alert.fired" and isinstance(event.get("alert"), dict):
+            self.reply({"type": "alert", "alert": event["alert"]})
 
     async def abort(self) -> None:
         """The connection failed while handling a message: give its place back, then close it."""
@@ -314,6 +318,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             return await self.bad_frame(Refusal(CloseCode.BAD_REQUEST, "bad_request", str(exc)))
         if action.action == "ping":
             return self.reply({"type": "pong"})
+        if action.action == "throttle":
+            return self.sender.throttle(action.max_per_second or 0)
         if action.action == "subscribe":
             return await self.subscribe(action.symbols)
         return self.unsubscribe(action.symbols)

@@ -51,7 +51,8 @@ CONNECTION_FAILED = Refusal(
 )
 SERVER_RESTART = Refusal(CloseCode.SERVICE_RESTART, "server_restart", "The server is restarting; reconnect shortly.")
 
-ACTIONS = ("subscribe", "unsubscribe", "ping")
+ACTIONS = ("subscribe", "unsubscribe", "ping", "throttle")
+THROTTLE_RANGE = (1, 50)
 MAX_SYMBOLS_PER_MESSAGE = 1000
 MAX_FRAME_BYTES = 64 * 1024
 
@@ -60,6 +61,7 @@ MAX_FRAME_BYTES = 64 * 1024
 class ClientAction:
     action: str
     symbols: list[Any]
+    max_per_second: int | None = None
 
 
 class ProtocolError(ValueError):
@@ -75,6 +77,12 @@ def action_parse(content: Any) -> ClientAction:
         raise ProtocolError(f"Unknown action {str(action)[:40]!r}; use one of: {', '.join(ACTIONS)}.")
     if action == "ping":
         return ClientAction("ping", [])
+    if action == "throttle":
+        rate = content.get("max_per_second")
+        low, high = THROTTLE_RANGE
+        if not isinstance(rate, int) or isinstance(rate, bool) or not low <= rate <= high:
+            raise ProtocolError(f'“throttle” needs "max_per_second": a whole number from {low} to {high}.')
+        return ClientAction("throttle", [], rate)
     symbols = content.get("symbols")
     if not isinstance(symbols, list) or not symbols:
         raise ProtocolError(f'“{action}” needs a non-empty list of symbols, e.g. {{"symbols": ["AAPL"]}}.')

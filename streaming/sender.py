@@ -1,8 +1,10 @@
 """A connection's outgoing side: a conflating buffer (latest quote per symbol) and one sender task.
 
 Quotes replace each other per symbol, so a slow reader always gets fresh prices and the buffer
-never holds more than one quote per subscribed symbol. A client that leaves a frame unsent for
-`slow_after` seconds (its socket buffer stayed full: it stopped reading) is reported as slow.
+never holds more than one quote per subscribed symbol. A connection may also cap how often each
+symbol is sent (`throttle`): a held quote is replaced by newer ones and leaves once its symbol is
+due. A client that leaves a frame unsent for `slow_after` seconds (its socket buffer stayed full:
+it stopped reading) is reported as slow.
 
 Every sender of a process shares one SendClock:
 - quote frames leave on its ticks: every quote that arrives before the next tick joins the same
@@ -87,6 +89,9 @@ class ConflatingSender:
         self._task: asyncio.Task[None] | None = None
         self._sending_since: float | None = None
         self._slow_task: asyncio.Task[None] | None = None
+        self._min_interval = 0.0  # the throttle: seconds between two quotes of one symbol (0: none)
+        self._last_sent: dict[str, float] = {}
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -94,14 +99,23 @@ class ConflatingSender:
 
     async def stop(self) -> None:
         self._clock.untrack(self)
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def throttle(self, max_per_second: int) -> None:
+        """Send each symbol at most `max_per_second` times a second (the latest quote, when it is due)."""
+        self._min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+
     def offer(self, symbol: str, encoded: bytes) -> None:
-        """Queue a quote, replacing any unsent one of the same symbol; it leaves at the next tick."""
+        """Queue a quote, replacing any unsent one of the same symbol; it leaves at the next tick
+        (a throttled symbol: once it is due; until then the hold timer wakes the sender, not each quote)."""
         self._pending[symbol] = encoded
+        if self._hold_timer is not None and not self._symbol_due(symbol, asyncio.get_running_loop().time()):
+            return
         if not self._scheduled:
             self._scheduled = True
             self._clock.schedule(self)
@@ -112,10 +126,19 @@ class ConflatingSender:
         self._due = True
         self._wake()
 
+    def _symbol_due(self, symbol: str, now: float) -> bool:
+        last = self._last_sent.get(symbol)
+        return last is None or now - last >= self._min_interval
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        self.tick()
+
     def drop(self, symbols: set[str]) -> None:
         """Forget unsent quotes of symbols the connection no longer follows."""
         for symbol in symbols:
             self._pending.pop(symbol, None)
+            self._last_sent.pop(symbol, None)
 
     def message(self, text: str) -> None:
         """Queue a protocol message: it leaves at once, before any pending quotes."""
@@ -166,8 +189,24 @@ class ConflatingSender:
             if self._due:
                 self._due = False
                 if self._pending:
-                    quotes, self._pending = self._pending, {}
-                    await self._deliver(loop, update_frame(list(quotes.values())))
+                    quotes = self._due_quotes(loop.time()) if self._min_interval else self._take_all()
+                    if quotes:
+                        await self._deliver(loop, update_frame(quotes))
+
+    def _take_all(self) -> list[bytes]:
+        quotes, self._pending = self._pending, {}
+        return list(quotes.values())
+
+    def _due_quotes(self, now: float) -> list[bytes]:
+        """The throttled path: quotes of symbols that are due; the others wait for the hold timer."""
+        due = [symbol for symbol in self._pending if self._symbol_due(symbol, now)]
+        quotes = [self._pending.pop(symbol) for symbol in due]
+        for symbol in due:
+            self._last_sent[symbol] = now
+        if self._pending and self._hold_timer is None:
+            wake_at = min(self._last_sent[s] for s in self._pending) + self._min_interval
+            self._hold_timer = asyncio.get_running_loop().call_at(wake_at, self._hold_expired)
+        return quotes
 
     async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
         self._sending_since = loop.time()

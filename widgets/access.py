@@ -40,6 +40,7 @@ class WidgetView:
     watchlist_id: int | None
     symbols: list[str]
     rejected: list[Rejection]
+    max_per_second: int | None = None
 
     def config(self) -> dict[str, Any]:
         """The `widget` object of the snapshot and of `widget` messages."""
@@ -135,6 +136,7 @@ def widget_view(
         watchlist_id=widget.watchlist_id,
         symbols=symbols[: limits.max_symbols],
         rejected=rejected + capped,
+        max_per_second=widget.max_updates_per_second,
     )
 
 

@@ -36,6 +36,7 @@ class WidgetViewerConsumer(StockMarketConsumer):
         if not isinstance(access, Refusal):
             self.view = access.view
             self.watchlist_id = access.view.watchlist_id
+            self.max_per_second = access.view.max_per_second or 0
         return access
 
     def lease_terms(self, limits: PlanLimits) -> tuple[LeaseKind, int]:
@@ -65,9 +66,12 @@ class WidgetViewerConsumer(StockMarketConsumer):
 
     # -- the widget changed ------------------------------------------------------------------------
     async def control_apply(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "widget.changed":
+        kind = event.get("type")
+        if kind == "widget.changed":
             if event.get("widget_id") == self.view.widget_id:
                 await self.widget_changed()
+            return
+        if kind == "alert.fired":  # an organisation's alerts are for its members, not its sites' visitors
             return
         await super().control_apply(event)
 
@@ -88,4 +92,5 @@ class WidgetViewerConsumer(StockMarketConsumer):
         if view.config() != self.view.config():
             self.reply({"type": "widget", "widget": view.config()})
         self.view, self.watchlist_id = view, view.watchlist_id
+        self.sender.throttle(view.max_per_second or 0)
         await self.symbols_replace(view.symbols, view.rejected, reason="widget", why="The widget was edited.")

@@ -35,6 +35,13 @@ class WidgetForm(forms.Form):
         empty_value=None,
         help_text="The widget then shows the watchlist's symbols, and follows its edits.",
     )
+    max_updates_per_second = forms.IntegerField(
+        label="Updates per symbol per second",
+        required=False,
+        min_value=1,
+        max_value=50,
+        help_text="Optional: at most this many price changes a second per symbol (the latest price each time).",
+    )
     allowed_origins = forms.CharField(
         label="Allowed sites",
         max_length=MAX_ORIGINS * 260,
@@ -59,6 +66,7 @@ class WidgetForm(forms.Form):
                 "symbols": ", ".join(widget.symbols),
                 "watchlist": widget.watchlist_id or "",
                 "allowed_origins": "\n".join(widget.allowed_origins),
+                "max_updates_per_second": widget.max_updates_per_second,
             },
             auto_id="edit_%s",
         )
@@ -72,4 +80,5 @@ class WidgetForm(forms.Form):
             symbols=[s.upper() for s in SYMBOLS_SEPARATOR.split(data["symbols"]) if s],
             watchlist_id=data["watchlist"],
             allowed_origins=[o for o in ORIGINS_SEPARATOR.split(data["allowed_origins"]) if o],
+            max_updates_per_second=data["max_updates_per_second"],
         )

@@ -39,6 +39,8 @@ class Widget(models.Model):
         "watchlists.Watchlist", null=True, blank=True, on_delete=models.SET_NULL, related_name="widgets"
     )
     allowed_origins = ArrayField(models.CharField(max_length=255), default=list)
+    # How often each symbol may update for a viewer (1–50 a second); empty: as often as quotes come.
+    max_updates_per_second = models.PositiveSmallIntegerField(null=True, blank=True)
     active = models.BooleanField(default=True)
     # The user lives in the public schema; a plain id keeps the tenant schema free of cross-schema FKs.
     created_by_id = models.BigIntegerField(null=True, blank=True)

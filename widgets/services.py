@@ -17,6 +17,7 @@ from django.db.models.functions import Lower
 
 from billing.limits import PlanLimits, organisation_limits
 from core.names import name_clean, save_unique_name
+from streaming.protocol import THROTTLE_RANGE
 from streaming.services import widget_notify_changed
 from symbols.selectors import rejection_problems, symbols_validate
 from tenants.db import require_schema
@@ -44,6 +45,7 @@ class WidgetSpec:
     watchlist_id: int | None = None
     kind: str = WidgetKind.QUOTE_TABLE
     theme: str = WidgetTheme.LIGHT
+    max_updates_per_second: int | None = None
 
 
 def widget_create(*, organisation: Organisation, spec: WidgetSpec, created_by_id: int | None = None) -> Widget:
@@ -115,9 +117,13 @@ def _apply(widget: Widget, spec: WidgetSpec, limits: PlanLimits) -> None:
         widget.symbols, widget.watchlist = _source(spec, limits)
     except ValidationError as exc:
         exc.update_error_dict(errors)  # type: ignore[arg-type]
+    pace = spec.max_updates_per_second
+    low, high = THROTTLE_RANGE
+    if pace is not None and not low <= pace <= high:
+        errors["max_updates_per_second"] = [f"Choose from {low} to {high} updates a second, or leave it empty."]
     if errors:
         raise ValidationError(errors)
-    widget.kind, widget.theme = spec.kind, spec.theme
+    widget.kind, widget.theme, widget.max_updates_per_second = spec.kind, spec.theme, pace
 
 
 def _source(spec: WidgetSpec, limits: PlanLimits) -> tuple[list[str], Watchlist | None]:

@@ -1,6 +1,7 @@
 """After connect: subscribe / unsubscribe within the plan, ping, bad frames, plan changes, watchlists."""
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from channels.layers import channel_layers
 from billing.models import Plan
 from billing.services import organisation_billing_save, plan_save
 from streaming.feed import Feed
+from streaming.groups import control_group
 from streaming.providers import SimulatedProvider
 from streaming.state import stream_state
 from symbols.models import Symbol
@@ -370,3 +372,42 @@ async def test_a_stream_of_another_watchlist_ignores_the_edit(committed: Committ
     await sync_to_async(edit)()
     assert await ws.receive_nothing(1.5)
     await ws.disconnect()
+
+
+async def test_throttle_at_one_a_second_is_what_a_client_sees(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant, "symbols=AAPL")
+    await ws.send_json_to({"action": "throttle", "max_per_second": 1})
+    await receive_until(ws, "quotes")  # the first quote after the throttle
+    seen: list[int] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 3.2:
+        message = await receive(ws, within=2)
+        if message["type"] == "quotes":
+            seen.extend(q["ts"] for q in message["quotes"] if q["symbol"] == "AAPL")
+    await ws.disconnect()
+    assert 2 <= len(seen) <= 4, seen  # the feed ticks AAPL dozens of times a second
+    assert all(b - a >= 900 for a, b in itertools.pairwise(seen)), seen
+
+
+async def test_a_bad_throttle_is_a_bad_request_and_the_stream_stays(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    ws = await streaming(tenant)
+    await ws.send_json_to({"action": "throttle", "max_per_second": 500})
+    error = await receive_until(ws, "error")
+    assert error["code"] == "bad_request"
+    await ws.send_json_to({"action": "ping"})
+    assert (await receive_until(ws, "pong"))["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_a_fired_alert_reaches_every_open_dashboard(committed: Committed, hub_cleanup: None) -> None:
+    tenant = await committed.tenant("pro")
+    first, second = await streaming(tenant), await streaming(tenant)
+    alert = {"id": 7, "name": "AAPL above 200", "symbol": "AAPL", "condition": "above 200", "price": 200.5, "ts": 1}
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    await layer.group_send(control_group(tenant.schema), {"type": "alert.fired", "alert": alert})
+    for ws in (first, second):
+        assert (await receive_until(ws, "alert", within=2))["alert"] == alert
+        await ws.disconnect()

@@ -82,3 +82,14 @@ def test_refusal_message_dict() -> None:
         "message": "Too many.",
         "limits": {"max_streams": 2},
     }
+
+
+@pytest.mark.parametrize("rate", [1, 25, 50])
+def test_throttle_takes_1_to_50_updates_a_second(rate: int) -> None:
+    assert action_parse({"action": "throttle", "max_per_second": rate}).max_per_second == rate
+
+
+@pytest.mark.parametrize("rate", [0, 51, -1, 2.5, "5", True, None])
+def test_throttle_refuses_anything_else_with_the_range(rate: object) -> None:
+    with pytest.raises(ProtocolError, match="from 1 to 50"):
+        action_parse({"action": "throttle", "max_per_second": rate})

@@ -268,3 +268,40 @@ def test_quotes_frame_is_valid_json_with_extra_fields_and_the_quotes_array() -> 
 def test_quotes_frame_without_extras(quotes: list[bytes]) -> None:
     decoded = orjson.loads(quotes_frame("quotes", quotes))
     assert decoded == {"type": "quotes", "quotes": [orjson.loads(q) for q in quotes]}
+
+
+async def test_a_throttled_symbol_leaves_at_most_n_times_a_second_and_always_latest(
+    sender: ConflatingSender, socket: Socket
+) -> None:
+    sender.throttle(2)  # 2 a second per symbol
+    sender.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    n = 0
+    while loop.time() - started < 2.0:  # AAPL every 5 ms, MSFT once
+        n += 1
+        sender.offer("AAPL", encoded("AAPL", n))
+        if n == 1:
+            sender.offer("MSFT", encoded("MSFT", 0))
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.6)  # the last held quote leaves when due
+    aapl = [q["n"] for frame in socket.decoded() for q in frame["quotes"] if q["symbol"] == "AAPL"]
+    msft = [q["n"] for frame in socket.decoded() for q in frame["quotes"] if q["symbol"] == "MSFT"]
+    assert 4 <= len(aapl) <= 6, aapl  # about 2 a second over 2.6 s, not one per 5 ms
+    assert aapl == sorted(aapl)
+    assert aapl[-1] == n, "the held quote that leaves is the latest one"
+    assert msft == [0], "another symbol is not held back by AAPL's pace"
+
+
+def frames_sent(socket: Socket, count: int) -> Callable[[], bool]:
+    return lambda: len(socket.frames) == count
+
+
+async def test_throttle_off_again_sends_at_every_tick(sender: ConflatingSender, socket: Socket) -> None:
+    sender.throttle(1)
+    sender.throttle(0)
+    sender.start()
+    for n in range(5):
+        sender.offer("AAPL", encoded("AAPL", n))
+        await until(socket, frames_sent(socket, n + 1))
+    assert [frame["quotes"][0]["n"] for frame in socket.decoded()] == [0, 1, 2, 3, 4]

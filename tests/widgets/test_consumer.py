@@ -5,10 +5,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from streaming.feed import Feed
+from streaming.groups import control_group
 from streaming.state import LeaseKind, stream_state
 from tenants.models import SubscriptionStatus
 from tests.streaming.conftest import Committed, Tenant, connect, expect_refusal, receive, receive_until
@@ -256,3 +259,22 @@ async def test_viewers_that_vanish_give_their_places_back(committed: Committed, 
     await last.connect()
     assert (await receive(last))["type"] == "snapshot"
     await last.disconnect()
+
+
+async def test_a_widget_paces_its_viewers_and_never_shows_alerts(committed: Committed, feed: Feed) -> None:
+    tenant = await committed.tenant("pro")
+    widget = await make_widget(tenant, symbols=("AAPL",), max_updates_per_second=1)
+    ws = viewer(tenant, widget)
+    await ws.connect()
+    await receive(ws)
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    await layer.group_send(control_group(tenant.schema), {"type": "alert.fired", "alert": {"id": 1}})
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 2.5:
+        message = await receive(ws, within=2)
+        seen.append(message["type"])
+    await ws.disconnect()
+    assert "alert" not in seen
+    assert 2 <= seen.count("quotes") <= 4, seen
