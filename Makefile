@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist): 774 tests in under 8 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test check lint format setup browser clean bench bench-quick
+.PHONY: run test check lint format setup browser axe clean bench bench-quick
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -23,10 +23,26 @@ setup: .venv/.synced ## virtualenv with the locked dependencies
 browser: ## Debian's Chromium for the browser tests (Playwright cannot download its own here)
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# axe-core for the accessibility tests (tests/a11y): one pinned release from the npm registry, its
+# axe.min.js checked against the checksum below (git-ignored). npm is needed here only, never while
+# the tests run; installed with apt when missing, as Chromium is.
+AXE_VERSION := 4.14.1
+AXE_SHA256 := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE_JS := tests/a11y/vendor/axe.min.js
+
+axe: ## axe-core $(AXE_VERSION) for the accessibility tests, in tests/a11y/vendor/
+	@echo "$(AXE_SHA256)  $(AXE_JS)" | sha256sum --check --status 2>/dev/null || { \
+	  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  npm pack --silent --pack-destination "$$tmp" axe-core@$(AXE_VERSION) >/dev/null && \
+	  tar -xzf "$$tmp/axe-core-$(AXE_VERSION).tgz" -C "$$tmp" package/axe.min.js && \
+	  echo "$(AXE_SHA256)  $$tmp/package/axe.min.js" | sha256sum --check --quiet && \
+	  mkdir -p $(dir $(AXE_JS)) && mv "$$tmp/package/axe.min.js" $(AXE_JS); }
+
 run: setup ## set up everything and serve at http://localhost:$${PORT:-8000}
 	$(PY) -m devtools run
 
-test: .venv/.synced-test browser ## set up what the tests need and run the whole suite
+test: .venv/.synced-test browser axe ## set up what the tests need and run the whole suite
 	$(PY) -m devtools test $(PYTEST_ARGS)
 
 bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 min; bench/results/latest.json)
