@@ -7,6 +7,9 @@
   const badge = document.getElementById("stream-badge");
   const problem = document.getElementById("stream-problem");
   const notice = document.getElementById("stream-notice");
+  const announcer = document.getElementById("quotes-announcer");
+  const changeToggle = document.getElementById("change-toggle");
+  const changeHeader = document.getElementById("change-header");
   const body = table.querySelector("tbody");
   // A blank row to copy when an edit of the watchlist adds a symbol (the first row, emptied).
   const blank = body.querySelector("tr[data-symbol]").cloneNode(true);
@@ -18,12 +21,51 @@
     unknown_symbol: "The market data source has no data for this symbol.",
   };
   const SPARK_POINTS = 390; // the intraday sparkline: a trading day of minutes
+
+  // Numbers and times in the viewer's locale; times in the exchange's zone, which the page names.
+  const TIME_ZONE = table.dataset.timeZone;
+  const ZONE_NAME = "New York time";
+  const PRICE = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const CHANGE = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" });
+  const PERCENT = new Intl.NumberFormat(undefined, { style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" });
+  const VOLUME = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const TIME = new Intl.DateTimeFormat(undefined, { timeStyle: "medium", timeZone: TIME_ZONE });
+  const MOMENT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: TIME_ZONE });
+  const moment = (ms) => MOMENT.format(ms) + " (" + ZONE_NAME + ")";
+
+  // Absolute or % change, remembered per browser.
+  const CHANGE_KEY = "tickerdeck.dashboard.change";
+  let percent = stored(CHANGE_KEY) === "percent";
+
+  function stored(key) {
+    try { return window.localStorage.getItem(key); } catch { return null; } // storage may be refused
+  }
+
+  function store(key, value) {
+    try { window.localStorage.setItem(key, value); } catch { /* remembered for this page only */ }
+  }
+
   const rows = new Map();
+
+  function rowOf(tr, points) {
+    const last = points[points.length - 1];
+    const cell = (name) => tr.querySelector("." + name);
+    return {
+      tr,
+      cells: { price: cell("price"), change: cell("change"), bid: cell("bid"), ask: cell("ask"), volume: cell("volume"), time: cell("time") },
+      polyline: tr.querySelector(".spark polyline"),
+      prices: points.map((p) => p[1]),
+      minute: last ? Math.floor(last[0] / 60000) : null,
+      last: null, // the last price shown (for the flash)
+      quote: null, // the last quote (to redraw the change column when the toggle flips)
+      spoken: null, // the price the live region last said (what a move is measured from)
+    };
+  }
+
   // The intraday sparkline: one point a minute, starting from the feed's history ("ts:price ts:price …").
   body.querySelectorAll("tr[data-symbol]").forEach((tr) => {
     const points = (tr.dataset.history || "").split(" ").filter(Boolean).map((p) => p.split(":").map(Number));
-    const last = points[points.length - 1];
-    const row = { tr, prices: points.map((p) => p[1]), minute: last ? Math.floor(last[0] / 60000) : null, last: null };
+    const row = rowOf(tr, points);
     rows.set(tr.dataset.symbol, row);
     drawSpark(row);
   });
@@ -36,7 +78,7 @@
     tr.querySelector("th").textContent = symbol;
     tr.querySelector(".col-name").textContent = "";
     body.appendChild(tr);
-    rows.set(symbol, { tr, prices: [], minute: null, last: null });
+    rows.set(symbol, rowOf(tr, []));
   }
 
   function removeRow(symbol) {
@@ -78,13 +120,8 @@
     element.hidden = false;
   }
 
-  function fmt(value, digits) {
-    return Number(value).toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  }
-
-  function signed(value, digits, suffix) {
-    const text = fmt(Math.abs(value), digits) + (suffix || "");
-    return (value > 0 ? "+" : value < 0 ? "−" : "") + text;
+  function changeText(quote) {
+    return percent ? PERCENT.format(quote.change_pct / 100) : CHANGE.format(quote.change);
   }
 
   function drawSpark(row) {
@@ -95,30 +132,29 @@
     const step = 100 / (SPARK_POINTS - 1);
     const offset = SPARK_POINTS - prices.length;
     const points = prices.map((p, i) => ((offset + i) * step).toFixed(1) + "," + (22 - ((p - low) / span) * 20).toFixed(1));
-    row.tr.querySelector(".spark polyline").setAttribute("points", points.join(" "));
+    row.polyline.setAttribute("points", points.join(" "));
   }
 
   function apply(quote) {
     const row = rows.get(quote.symbol);
     if (!row) return;
-    const tr = row.tr;
-    const priceCell = tr.querySelector(".price");
+    const cells = row.cells;
     if (row.last !== null && quote.price !== row.last) {
-      priceCell.classList.remove("flash-up", "flash-down");
-      void priceCell.offsetWidth; // restart the animation
-      priceCell.classList.add(quote.price > row.last ? "flash-up" : "flash-down");
+      cells.price.classList.remove("flash-up", "flash-down");
+      void cells.price.offsetWidth; // restart the animation
+      cells.price.classList.add(quote.price > row.last ? "flash-up" : "flash-down");
     }
     row.last = quote.price;
-    priceCell.textContent = fmt(quote.price, 2);
-    const direction = quote.change > 0 ? "up" : quote.change < 0 ? "down" : "flat";
-    tr.dataset.direction = direction;
-    tr.querySelector(".change").textContent = signed(quote.change, 2);
-    tr.querySelector(".change-pct").textContent = signed(quote.change_pct, 2, "%");
-    tr.querySelector(".bid").textContent = fmt(quote.bid, 2);
-    tr.querySelector(".ask").textContent = fmt(quote.ask, 2);
-    tr.querySelector(".volume").textContent = Number(quote.volume).toLocaleString();
-    tr.querySelector(".time").textContent = new Date(quote.ts).toLocaleTimeString();
-    tr.classList.remove("row--stopped");
+    row.quote = quote;
+    if (row.spoken === null) row.spoken = quote.price; // moves are counted from the first price seen
+    cells.price.textContent = PRICE.format(quote.price);
+    row.tr.dataset.direction = quote.change > 0 ? "up" : quote.change < 0 ? "down" : "flat";
+    cells.change.textContent = changeText(quote);
+    cells.bid.textContent = PRICE.format(quote.bid);
+    cells.ask.textContent = PRICE.format(quote.ask);
+    cells.volume.textContent = VOLUME.format(quote.volume);
+    cells.time.textContent = TIME.format(quote.ts);
+    row.tr.classList.remove("row--stopped");
     const minute = Math.floor(quote.ts / 60000);
     if (minute === row.minute) {
       row.prices[row.prices.length - 1] = quote.price; // the current minute's point follows the price
@@ -128,6 +164,49 @@
       if (row.prices.length > SPARK_POINTS) row.prices.shift();
     }
     drawSpark(row);
+  }
+
+  // The change column: absolute or %, as the toggle (aria-pressed) says.
+  function showChangeMode() {
+    changeToggle.setAttribute("aria-pressed", String(percent));
+    changeHeader.textContent = percent ? "Change %" : "Change";
+    rows.forEach((row) => { if (row.quote) row.cells.change.textContent = changeText(row.quote); });
+  }
+
+  changeToggle.addEventListener("click", () => {
+    percent = !percent;
+    store(CHANGE_KEY, percent ? "percent" : "absolute");
+    showChangeMode();
+  });
+  showChangeMode();
+  document.getElementById("quotes-tools").hidden = false;
+
+  // Screen readers: one polite summary of the biggest moves at most every ANNOUNCE_MS, never a
+  // message per tick (prices change many times a second). A move counts from the price last said.
+  const ANNOUNCE_MS = 5000;
+  const ANNOUNCE_SYMBOLS = 3;
+  let announced = 0;
+  let announceTimer = null;
+
+  function announceSoon() {
+    if (announceTimer === null) announceTimer = window.setTimeout(announce, Math.max(0, announced + ANNOUNCE_MS - Date.now()));
+  }
+
+  function announce() {
+    announceTimer = null;
+    const moved = [];
+    rows.forEach((row, symbol) => {
+      if (row.quote && row.spoken && row.quote.price !== row.spoken) {
+        moved.push({ symbol, row, size: Math.abs(row.quote.price - row.spoken) / row.spoken });
+      }
+    });
+    if (!moved.length) return;
+    moved.sort((a, b) => b.size - a.size);
+    announcer.textContent = moved.slice(0, ANNOUNCE_SYMBOLS).map(({ symbol, row }) => {
+      row.spoken = row.quote.price;
+      return symbol + " " + PRICE.format(row.quote.price) + ", " + changeText(row.quote) + " today";
+    }).join("; ") + ".";
+    announced = Date.now();
   }
 
   // What the badge says about the data: its freshness, and that it is made up when it is.
@@ -145,8 +224,8 @@
     const market = message.market;
     if (market && !market.open) {
       setBadge("closed", "Market closed");
-      const close = market.last_close_ms ? new Date(market.last_close_ms).toLocaleString() : "the last close";
-      const opens = market.next_open_ms ? " It opens at " + new Date(market.next_open_ms).toLocaleString() + "." : "";
+      const close = market.last_close_ms ? moment(market.last_close_ms) : "the last close";
+      const opens = market.next_open_ms ? " It opens at " + moment(market.next_open_ms) + "." : "";
       show(notice, "The market is closed: these are the last prices, as of " + close + "." + opens);
     }
     (message.quotes || []).forEach(apply);
@@ -155,9 +234,12 @@
       const row = rows.get(item.symbol);
       if (!row) return;
       row.tr.classList.add("row--unserved");
-      const cell = row.tr.querySelector(".price");
-      cell.textContent = "Not served";
-      cell.title = UNSERVED[item.reason] || "The market data source does not serve this symbol.";
+      const reason = UNSERVED[item.reason] || "The market data source does not serve this symbol.";
+      const why = document.createElement("span"); // the reason for screen readers too, not only a tooltip
+      why.className = "visually-hidden";
+      why.textContent = " (" + reason + ")";
+      row.cells.price.replaceChildren("Not served", why);
+      row.cells.price.title = reason;
     });
     const pending = message.pending || [];
     if (market && !market.open) {
@@ -165,7 +247,7 @@
     } else if (pending.length) {
       const first = Math.min(...pending.map((p) => p.available_at));
       show(notice, "Your plan shows quotes " + message.delay_minutes + " minutes late. Delayed data for " +
-        pending.map((p) => p.symbol).join(", ") + " starts at " + new Date(first).toLocaleTimeString() + ".",
+        pending.map((p) => p.symbol).join(", ") + " starts at " + TIME.format(first) + " (" + ZONE_NAME + ").",
         ["Get realtime data", table.dataset.billingUrl]);
     } else {
       notice.hidden = true;
@@ -178,6 +260,7 @@
       case "snapshot": onSnapshot(message); break;
       case "quotes":
         message.quotes.forEach(apply);
+        announceSoon();
         if (!notice.hidden && badge.classList.contains("badge--delayed")) notice.hidden = true;
         break;
       case "limits":
