@@ -28,6 +28,8 @@ class PlanLimits:
     max_widget_viewers: int
     realtime: bool
     delay_minutes: int
+    # Last, with a default: code that builds limits by hand for streams alone need not name it.
+    max_alerts: int = 0
 
     @classmethod
     def of_plan(cls, plan: Plan) -> "PlanLimits":
@@ -40,6 +42,7 @@ class PlanLimits:
             max_widget_viewers=plan.max_widget_viewers,
             realtime=plan.realtime,
             delay_minutes=0 if plan.realtime else plan.delay_minutes,
+            max_alerts=plan.max_alerts,
         )
 
     @classmethod
@@ -66,6 +69,13 @@ PLAN_TABLE = Plan._meta.db_table
 def organisation_limits(organisation: Organisation) -> PlanLimits:
     """The limits of the organisation's plan (its `plan` is read if not loaded yet)."""
     return PlanLimits.of_plan(organisation.plan)
+
+
+def organisation_limits_locked(organisation: Organisation) -> PlanLimits:
+    """The organisation's current limits with its row locked (inside a transaction): creations that count
+    against a limit queue behind each other, so two at once cannot both take the last place."""
+    locked = Organisation.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organisation.pk)
+    return organisation_limits(locked)
 
 
 def limits_changed(*, organisations: Iterable[Organisation]) -> None:

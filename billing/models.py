@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -13,6 +14,7 @@ LIMIT_FIELDS = (
     "max_watchlists",
     "max_widgets",
     "max_widget_viewers",
+    "max_alerts",
     "realtime",
     "delay_minutes",
 )
@@ -33,6 +35,9 @@ class Plan(models.Model):
     max_watchlists = models.PositiveIntegerField(default=1)
     max_widgets = models.PositiveIntegerField(default=0)
     max_widget_viewers = models.PositiveIntegerField(default=0, help_text="Concurrent widget connections.")
+    # blank: an admin form posted without this field (one rendered before it existed) keeps the stored
+    # value instead of failing; clean() still refuses a field that was sent empty.
+    max_alerts = models.PositiveIntegerField(default=3, blank=True, help_text="Price alerts an organisation may keep.")
     realtime = models.BooleanField(default=False)
     delay_minutes = models.PositiveIntegerField(default=15, help_text="Used when the plan is not realtime.")
     is_public = models.BooleanField(default=True, help_text="Listed on the pricing page.")
@@ -51,6 +56,10 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.max_alerts is None:
+            raise ValidationError({"max_alerts": "Give the number of alerts this plan allows (0 for none)."})
 
     @property
     def data_label(self) -> str:
