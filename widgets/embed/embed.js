@@ -23,7 +23,11 @@
     ".tape{overflow:hidden;white-space:nowrap;padding:8px 0}.track{display:inline-block;padding-left:100%;",
     "animation:tdscroll linear infinite}.item{display:inline-block;margin-right:24px;font-variant-numeric:tabular-nums}",
     ".item b{margin-right:6px}@keyframes tdscroll{to{transform:translateX(-100%)}}",
-    "@media (prefers-reduced-motion:reduce){.track{animation:none;padding-left:10px}.tape{white-space:normal}}",
+    // The tape stops while pointed at or focused, or paused with its button (WCAG 2.2.2).
+    ".tape:hover .track,.tape:focus .track,.paused .track{animation-play-state:paused}",
+    "button{font:inherit;color:inherit;background:none;border:1px solid currentColor;border-radius:4px;padding:0 6px;cursor:pointer}",
+    ":focus-visible{outline:2px solid var(--tickerdeck-fg,var(--fg));outline-offset:1px}",
+    "@media (prefers-reduced-motion:reduce){.track{animation:none;padding-left:10px}.tape{white-space:normal}button{display:none}}",
     ".foot{display:flex;justify-content:space-between;gap:8px;padding:4px 10px 6px;font-size:11px;",
     "color:var(--tickerdeck-muted,var(--muted))}.msg{padding:12px 10px;color:var(--tickerdeck-muted,var(--muted))}",
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
@@ -194,6 +198,7 @@
     this.body.replaceWith(body);
     this.body = body;
     this.foot.replaceChildren(el("span", null, this.note), el("span", null, "Tickerdeck"));
+    if (this.config.kind === "ticker_tape") this.foot.insertBefore(this.pauseButton(body), this.foot.lastChild);
     for (var i = 0; i < this.symbols.length; i++) this.paint(this.symbols[i]);
   };
 
@@ -202,7 +207,9 @@
     table.appendChild(el("caption", null, this.config.name));
     var head = el("tr");
     ["Symbol", "Price", "Change", "%"].forEach(function (name) {
-      var th = el("th", null, name);
+      var th = el("th");
+      if (name === "%") th.appendChild(el("span", "sr", "Change in "));
+      th.appendChild(document.createTextNode(name));
       th.scope = "col";
       head.appendChild(th);
     });
@@ -218,8 +225,11 @@
   };
 
   Widget.prototype.tape = function () {
-    var tape = el("div", "tape");
+    // A marquee (ARIA's role for a ticker), focusable so that keyboards can stop it too.
+    var tape = el("div", this.paused ? "tape paused" : "tape");
+    tape.setAttribute("role", "marquee");
     tape.setAttribute("aria-label", this.config.name);
+    tape.tabIndex = 0;
     var track = tape.appendChild(el("div", "track"));
     track.style.animationDuration = Math.max(10, this.symbols.length * 4) + "s";
     for (var i = 0; i < this.symbols.length; i++) {
@@ -229,6 +239,18 @@
       item.appendChild(document.createTextNode(" "));
     }
     return tape;
+  };
+
+  Widget.prototype.pauseButton = function (tape) {
+    var self = this;
+    var button = el("button", null, "Pause");
+    button.type = "button";
+    button.setAttribute("aria-pressed", String(!!this.paused));
+    button.addEventListener("click", function () {
+      self.paused = tape.classList.toggle("paused");
+      button.setAttribute("aria-pressed", String(self.paused));
+    });
+    return button;
   };
 
   Widget.prototype.paint = function (symbol) {
