@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("tenants.urls_team")),
     path("watchlists/", include("watchlists.urls")),
     path("widgets/", include("widgets.urls")),
+    path("alerts/", include("alerts.urls")),
     path("billing/", include("billing.urls")),
     path("symbols/search/", symbol_search, name="symbol_search"),
     path("handoff/<str:token>/", handoff, name="handoff"),

@@ -108,6 +108,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "watchlists",
     "widgets",
+    "alerts",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -354,3 +355,16 @@ STREAM_DELAY_MINUTE_SECONDS = env.float("STREAM_DELAY_MINUTE_SECONDS", default=6
 STREAM_REDIS_PREFIX = env.str("STREAM_REDIS_PREFIX", default="td:")
 # Without Redis there is one process: it runs the feed itself.
 STREAM_FEED_IN_PROCESS = env.bool("STREAM_FEED_IN_PROCESS", default=not REDIS_URL)
+
+# ---------------------------------------------------------------------------------------------
+# Alerts (read through alerts/conf.py)
+# ---------------------------------------------------------------------------------------------
+# Webhooks to loopback, private, link-local or reserved addresses are refused unless this is on (or
+# DEBUG is): a webhook URL must not let an organisation make our servers call into our own network.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
+# A failed delivery is tried again after BACKOFF seconds, doubling each time up to BACKOFF_MAX, for
+# RETRY_HOURS after the alert fired (SPEC: 24 hours).
+ALERT_WEBHOOK_BACKOFF_SECONDS = env.float("ALERT_WEBHOOK_BACKOFF_SECONDS", default=30.0)
+ALERT_WEBHOOK_BACKOFF_MAX_SECONDS = env.float("ALERT_WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+ALERT_WEBHOOK_RETRY_HOURS = env.float("ALERT_WEBHOOK_RETRY_HOURS", default=24.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
