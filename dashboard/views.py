@@ -1,7 +1,6 @@
 """The organisation's live dashboard: one watchlist's quotes, streamed over the websocket."""
 
 import logging
-import time
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,8 +8,7 @@ from django.urls import reverse
 from redis.exceptions import RedisError
 
 from billing.limits import organisation_limits
-from streaming.feed import delay_ms
-from streaming.state import history_sync
+from streaming.bars import bars_visible
 from symbols.selectors import symbol_names
 from tenants.models import Organisation
 from watchlists.models import Watchlist
@@ -42,14 +40,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def intraday_history(*, symbols: list[str], delay_minutes: int) -> dict[str, str]:
-    """Each symbol's intraday points as "ts:price ts:price …" (where the sparkline starts), none newer
-    than the plan's delay."""
-    cutoff = time.time_ns() // 1_000_000 - delay_ms(delay_minutes)
+    """Each symbol's minute bars as "minute:close minute:close …" (where the sparkline starts), only those
+    the plan's delay allows."""
     try:
-        points = history_sync(symbols) if symbols else {}
+        bars = bars_visible(symbols=symbols, delay_minutes=delay_minutes)
     except RedisError:  # the page still works; the sparklines then start empty
-        logger.warning("intraday history unavailable", exc_info=True)
+        logger.warning("minute bars unavailable", exc_info=True)
         return {}
-    return {
-        symbol: " ".join(f"{ts}:{price}" for ts, price in items if ts <= cutoff) for symbol, items in points.items()
-    }
+    return {symbol: " ".join(f"{bar.minute}:{bar.close}" for bar in items) for symbol, items in bars.items()}

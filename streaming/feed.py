@@ -5,6 +5,7 @@ take over when the lock lapses. The leader asks the provider only for watched sy
 last-quote cache, and serves delayed plans: from the provider's history when it has one (the quote
 of `delay` ago, at once and across failovers), otherwise by holding quotes back in per-delay
 buffers. Every second it stores its status (provider, connection, last quote) for connections and staff.
+Observers (minute bars, alerts) hear every published batch.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import orjson
 from channels.db import database_sync_to_async
@@ -41,10 +42,8 @@ WATCH_POLL_SECONDS = 0.1
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
 STATUS_EVERY_SECONDS = 1.0
-HISTORY_STEP_MS = 60_000  # the intraday sparkline: one point a minute…
-HISTORY_POINTS = 390  # …for a trading day (6.5 hours)
-HISTORY_CHECK_SECONDS = 0.25
-MARKET_CHECK_SECONDS = 5.0  # a newly watched symbol has its day's history this soon
+MARKET_CHECK_SECONDS = 5.0  # the trading calendar is asked this often
+OBSERVER_RETRY_SECONDS = 5.0  # an observer's own work that failed starts again after this pause
 STATUS_TTL_MS = 5000  # no status for this long: no leader is running
 # Quotes that arrive within this window go out together: one message per organisation per window,
 # however often the provider delivers (a vendor socket may send every tick on its own).
@@ -69,6 +68,14 @@ class QuoteObserver(Protocol):
     delay (0 = realtime). Called in the publishing loop: quick work only, queue anything slow."""
 
     async def observe(self, delay_minutes: int, quotes: dict[str, Quote]) -> None: ...
+
+
+@runtime_checkable
+class LeadingObserver(QuoteObserver, Protocol):
+    """An observer with work of its own while this process leads (the bar recorder stores its bars and
+    fills in history from the provider): `lead` runs as a task of the leadership, cancelled at its end."""
+
+    async def lead(self, provider: MarketDataProvider) -> None: ...
 
 
 @dataclass
@@ -142,7 +149,6 @@ class Feed:
         self.buffers: dict[int, DelayBuffer] = {}
         self.published = 0
         self.last_publish_ms: int | None = None
-        self._last_price: dict[str, float] = {}  # per symbol, for the intraday history
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -186,7 +192,11 @@ class Feed:
                 name="feed-delayed",
             ),
             asyncio.create_task(self._store_status(), name="feed-status"),
-            asyncio.create_task(self._keep_history(), name="feed-history"),
+            *(
+                asyncio.create_task(self._observer_lead(observer), name=f"feed-{type(observer).__name__}")
+                for observer in self.observers
+                if isinstance(observer, LeadingObserver)
+            ),
             asyncio.create_task(self._follow_market(), name="feed-market"),
             asyncio.create_task(self._end_payment_graces(), name="feed-grace"),
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
@@ -267,8 +277,6 @@ class Feed:
             await self._send(self.index.by_delay.get(0, {}), encoded)
             await self._notify(0, latest)
             self.last_publish_ms = now_ms()
-            for symbol, quote in latest.items():
-                self._last_price[symbol] = quote.price
             await self._hold_back(latest, encoded)
             await asyncio.sleep(PUBLISH_WINDOW_SECONDS - (time.monotonic() - started))
 
@@ -300,39 +308,6 @@ class Feed:
                 watched = {(d, s) for d, w in self.index.by_delay.items() for s in w}
                 sampled = {key: at for key, at in sampled.items() if key in watched}
             await asyncio.sleep(DELAY_RELEASE_SECONDS)
-
-    async def _keep_history(self) -> None:
-        """One point a minute per watched symbol (its last price). A provider with history fills in
-        the last trading day at once for a newly watched symbol (again after a failover)."""
-        recorded: dict[str, int] = {}  # symbol → the last minute it has a point for
-        while True:
-            now = now_ms()
-            minute = now - now % HISTORY_STEP_MS
-            watched = self.index.symbols
-            new = [s for s in watched if s not in recorded]
-            points: dict[str, list[tuple[int, float]]] = {}
-            if new and self.provider.has_history:
-                points = await asyncio.to_thread(self._history_from_provider, new, minute)
-                recorded.update(dict.fromkeys(points, minute))
-            for symbol in watched:
-                price = self._last_price.get(symbol)
-                if recorded.get(symbol) != minute and price is not None and symbol not in points:
-                    points[symbol] = [(minute, price)]
-                    recorded[symbol] = minute
-            await self.state.history_add(points, HISTORY_POINTS)
-            for symbol in set(recorded) - watched:
-                del recorded[symbol]
-                self._last_price.pop(symbol, None)
-            await asyncio.sleep(HISTORY_CHECK_SECONDS)
-
-    def _history_from_provider(self, symbols: list[str], minute: int) -> dict[str, list[tuple[int, float]]]:
-        minutes = range(minute - (HISTORY_POINTS - 1) * HISTORY_STEP_MS, minute + 1, HISTORY_STEP_MS)
-        history: dict[str, list[tuple[int, float]]] = {}
-        for symbol in symbols:
-            points = [(at, quote.price) for at in minutes if (quote := self.provider.quote_at(symbol, at)) is not None]
-            if points:
-                history[symbol] = points
-        return history
 
     @property
     def market_open(self) -> bool:
@@ -391,6 +366,16 @@ class Feed:
                     await self._send(self.index.by_delay.get(delay, {}), released)
                     if self.observers:
                         await self._notify(delay, {s: Quote(**orjson.loads(data)) for s, data in released.items()})
+
+    async def _observer_lead(self, observer: LeadingObserver) -> None:
+        """An observer's own work for as long as this process leads; one that fails is logged and started
+        again, never the end of the leadership."""
+        while True:
+            try:
+                await observer.lead(self.provider)
+            except Exception:
+                logger.exception("feed observer %s failed; starting it again", type(observer).__name__)
+            await asyncio.sleep(OBSERVER_RETRY_SECONDS)
 
     async def _notify(self, delay_minutes: int, quotes: dict[str, Quote]) -> None:
         """Tell each observer what was just published at this delay; one that fails is logged, not fatal."""

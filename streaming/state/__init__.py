@@ -1,4 +1,4 @@
-"""Shared streaming state: stream leases, the watch registry, the last-quote cache, the feed lock.
+"""Shared streaming state: stream leases, the watch registry, the last-quote cache, minute bars, the feed lock.
 
 Redis backs it when REDIS_URL is set (several processes); otherwise one process keeps it in memory
 (dev mode without Redis). `stream_state()` returns the backend for the running event loop.
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import LeaseKind, StreamState, Watch
+from .base import BARS_KEPT, MINUTE_MS, Bar, LeaseKind, StreamState, Watch
 from .memory import MemoryStreamState
 
 _states: dict[asyncio.AbstractEventLoop, StreamState] = {}
@@ -38,13 +38,13 @@ def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
     return redis_lease_ids(kind, schema)
 
 
-def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
-    """Intraday points (minute ts, price), oldest first, per symbol that has any; for synchronous code."""
+def bars_sync(symbols: list[str]) -> dict[str, list[Bar]]:
+    """Stored minute bars, oldest first, per symbol that has any; for synchronous code (views)."""
     if not settings.REDIS_URL:
-        return _memory_state.history_now(symbols)
-    from .redis import history_sync as redis_history
+        return _memory_state.bars_now(symbols)
+    from .redis import bars_sync as redis_bars
 
-    return redis_history(symbols)
+    return redis_bars(symbols)
 
 
 def feed_status_sync() -> dict[str, Any] | None:
@@ -56,4 +56,15 @@ def feed_status_sync() -> dict[str, Any] | None:
     return redis_feed_status()
 
 
-__all__ = ["LeaseKind", "StreamState", "Watch", "feed_status_sync", "history_sync", "lease_ids_sync", "stream_state"]
+__all__ = [
+    "BARS_KEPT",
+    "MINUTE_MS",
+    "Bar",
+    "LeaseKind",
+    "StreamState",
+    "Watch",
+    "bars_sync",
+    "feed_status_sync",
+    "lease_ids_sync",
+    "stream_state",
+]

@@ -4,6 +4,9 @@ import abc
 import enum
 from typing import Any, NamedTuple
 
+MINUTE_MS = 60_000
+BARS_KEPT = 390  # minute bars kept per symbol: a trading day (6.5 hours)
+
 
 class LeaseKind(enum.StrEnum):
     STREAM = "streams"  # signed-in connections, against max_streams
@@ -24,6 +27,17 @@ class Watch(NamedTuple):
     def from_key(cls, key: str) -> "Watch":
         schema, delay, symbol = key.split("|")
         return cls(schema, int(delay), symbol)
+
+
+class Bar(NamedTuple):
+    """One symbol's minute: `minute` is its start (UTC epoch ms), volume what traded within it."""
+
+    minute: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
 
 
 class StreamState(abc.ABC):
@@ -78,10 +92,15 @@ class StreamState(abc.ABC):
     async def delay_history_reset(self) -> None:
         """Forget every history start (a new feed leader starts its delay buffers empty)."""
 
-    # -- intraday history: one point a minute per watched symbol (realtime; delayed plans see its past) ----
+    # -- minute bars: the last BARS_KEPT per symbol (realtime; delayed plans see their past) --------
     @abc.abstractmethod
-    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
-        """Append (minute ts, price) points per symbol, keeping the last `keep` of each."""
+    async def bars_merge(self, bars: dict[str, list[Bar]]) -> None:
+        """Add bars per symbol, oldest first: one of the symbol's last stored minute replaces it, a newer
+        one is appended, an older one is ignored; each symbol keeps its last BARS_KEPT."""
+
+    @abc.abstractmethod
+    async def bars_replace(self, bars: dict[str, list[Bar]]) -> None:
+        """Set each symbol's bars to these (oldest first; the last BARS_KEPT)."""
 
     # -- the feed leader's status (provider, connection, history), for connections and staff -------
     @abc.abstractmethod

@@ -4,7 +4,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from .base import LeaseKind, StreamState, Watch
+from .base import BARS_KEPT, Bar, LeaseKind, StreamState, Watch
 
 
 class MemoryStreamState(StreamState):
@@ -16,7 +16,7 @@ class MemoryStreamState(StreamState):
         self._history: dict[int, dict[str, int]] = defaultdict(dict)
         self._leader: tuple[str, float] | None = None
         self._feed_status: tuple[dict[str, Any], float] | None = None
-        self._history_points: dict[str, list[tuple[int, float]]] = {}
+        self._bars: dict[str, list[Bar]] = {}
 
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
         held = self._leases[kind, schema]
@@ -73,12 +73,22 @@ class MemoryStreamState(StreamState):
     async def delay_history_reset(self) -> None:
         self._history.clear()
 
-    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
-        for symbol, items in points.items():
-            self._history_points[symbol] = (self._history_points.get(symbol, []) + items)[-keep:]
+    async def bars_merge(self, bars: dict[str, list[Bar]]) -> None:
+        for symbol, added in bars.items():
+            stored = self._bars.setdefault(symbol, [])
+            for bar in added:
+                if stored and stored[-1].minute == bar.minute:
+                    stored[-1] = bar
+                elif not stored or stored[-1].minute < bar.minute:
+                    stored.append(bar)
+            del stored[:-BARS_KEPT]
 
-    def history_now(self, symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
-        return {s: list(self._history_points[s]) for s in symbols if self._history_points.get(s)}
+    async def bars_replace(self, bars: dict[str, list[Bar]]) -> None:
+        for symbol, added in bars.items():
+            self._bars[symbol] = list(added[-BARS_KEPT:])
+
+    def bars_now(self, symbols: list[str]) -> dict[str, list[Bar]]:
+        return {s: list(self._bars[s]) for s in symbols if self._bars.get(s)}
 
     async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:
         self._feed_status = (dict(status), time.monotonic() + ttl_ms / 1000)

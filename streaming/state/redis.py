@@ -10,11 +10,11 @@ import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from .base import LeaseKind, StreamState, Watch
+from .base import BARS_KEPT, MINUTE_MS, Bar, LeaseKind, StreamState, Watch
 
 PREFIX = settings.STREAM_REDIS_PREFIX
 WATCH_KEY_TTL_MS = 20_000  # a dead process's watches vanish after this
-HISTORY_TTL_MS = 86_400_000  # a symbol nobody watches any more loses its intraday history after a day
+BARS_TTL_MS = 86_400_000  # a symbol nobody watches any more loses its minute bars after a day
 
 # Remove expired leases, then take a place if one is free. Runs atomically in Redis, so two web
 # processes can never both take the last place.
@@ -28,6 +28,26 @@ return 1
 _RENEW_LEADER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+# A symbol's bars: a list, oldest first, of "minute,open,high,low,close,volume" (minute = epoch ms / 60000;
+# about 40 bytes a bar, 16 KB a day). ARGV[3…] merge in order: the last stored minute is replaced, newer
+# ones appended, older ones ignored; the last ARGV[1] are kept and the key expires ARGV[2] ms later.
+_MERGE_BARS = """
+local key = KEYS[1]
+local last = redis.call('LINDEX', key, -1)
+local last_minute = last and tonumber(string.match(last, '^%d+')) or -1
+for i = 3, #ARGV do
+  local minute = tonumber(string.match(ARGV[i], '^%d+'))
+  if minute == last_minute then
+    redis.call('LSET', key, -1, ARGV[i])
+  elseif minute > last_minute then
+    redis.call('RPUSH', key, ARGV[i])
+    last_minute = minute
+  end
+end
+redis.call('LTRIM', key, -tonumber(ARGV[1]), -1)
+redis.call('PEXPIRE', key, ARGV[2])
+return 0
 """
 _RELEASE_LEADER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -47,13 +67,13 @@ def _lease_key(kind: LeaseKind, schema: str) -> str:
     return f"{PREFIX}lease:{kind.value}:{schema}"
 
 
-def history_sync(symbols: list[str]) -> dict[str, list[tuple[int, float]]]:
-    """Each symbol's intraday points (oldest first), read from synchronous code (the dashboard view)."""
+def bars_sync(symbols: list[str]) -> dict[str, list[Bar]]:
+    """Each symbol's stored minute bars (oldest first), read from synchronous code (views)."""
     with _sync().pipeline(transaction=False) as pipe:
         for symbol in symbols:
-            pipe.lrange(_history_key(symbol), 0, -1)
+            pipe.lrange(_bars_key(symbol), 0, -1)
         lists = pipe.execute()
-    return {symbol: [_point(raw) for raw in items] for symbol, items in zip(symbols, lists, strict=True) if items}
+    return {symbol: [_bar_decode(raw) for raw in items] for symbol, items in zip(symbols, lists, strict=True) if items}
 
 
 def feed_status_sync() -> dict[str, Any] | None:
@@ -62,13 +82,17 @@ def feed_status_sync() -> dict[str, Any] | None:
     return dict(orjson.loads(raw)) if raw else None
 
 
-def _point(raw: bytes) -> tuple[int, float]:
-    ts, price = raw.decode().split(":")
-    return int(ts), float(price)
+def _bar_encode(bar: Bar) -> str:
+    return f"{bar.minute // MINUTE_MS},{bar.open!r},{bar.high!r},{bar.low!r},{bar.close!r},{bar.volume}"
 
 
-def _history_key(symbol: str) -> str:
-    return f"{PREFIX}hist:{symbol}"
+def _bar_decode(raw: bytes) -> Bar:
+    minute, open_, high, low, close, volume = raw.split(b",")
+    return Bar(int(minute) * MINUTE_MS, float(open_), float(high), float(low), float(close), int(volume))
+
+
+def _bars_key(symbol: str) -> str:
+    return f"{PREFIX}bars:{symbol}"
 
 
 def _sync() -> "redis.Redis[bytes]":
@@ -107,6 +131,7 @@ class RedisStreamState(StreamState):
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._renew_leader = self.redis.register_script(_RENEW_LEADER)
         self._release_leader = self.redis.register_script(_RELEASE_LEADER)
+        self._merge_bars = self.redis.register_script(_MERGE_BARS)
 
     @staticmethod
     def _lease_ttl_ms() -> int:
@@ -202,15 +227,26 @@ class RedisStreamState(StreamState):
         if keys:
             await self.redis.delete(*keys)
 
-    async def history_add(self, points: dict[str, list[tuple[int, float]]], keep: int) -> None:
-        if not points:
+    async def bars_merge(self, bars: dict[str, list[Bar]]) -> None:
+        added = {symbol: items for symbol, items in bars.items() if items}
+        if not added:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for symbol, items in points.items():
-                key = _history_key(symbol)
-                pipe.rpush(key, *(f"{ts}:{price}" for ts, price in items))
-                pipe.ltrim(key, -keep, -1)
-                pipe.pexpire(key, HISTORY_TTL_MS)
+            for symbol, items in added.items():
+                args: list[int | str] = [BARS_KEPT, BARS_TTL_MS, *map(_bar_encode, items)]
+                await self._merge_bars(keys=[_bars_key(symbol)], args=args, client=pipe)
+            await pipe.execute()
+
+    async def bars_replace(self, bars: dict[str, list[Bar]]) -> None:
+        if not bars:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:  # readers never see a symbol's bars gone
+            for symbol, items in bars.items():
+                key = _bars_key(symbol)
+                pipe.delete(key)
+                if items:
+                    pipe.rpush(key, *map(_bar_encode, items[-BARS_KEPT:]))
+                    pipe.pexpire(key, BARS_TTL_MS)
             await pipe.execute()
 
     async def feed_status_store(self, status: dict[str, Any], ttl_ms: int) -> None:

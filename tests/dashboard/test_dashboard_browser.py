@@ -70,8 +70,8 @@ def test_a_member_watches_a_new_watchlist_move_live(committed: Committed, feed: 
             arg=first,
             timeout=PRICE_CHANGE_SECONDS * 1000,
         )
-        # The feed fills in the day's minutes within a second of a symbol's first watch: a page opened
-        # after that starts its intraday sparklines from that history, not from the seconds since it opened.
+        # The feed fills in the day's minute bars within a second of a symbol's first watch: a page opened
+        # after that starts its intraday sparklines from their closes, not from the seconds since it opened.
         spark = page.locator('tr[data-symbol="AAPL"] .spark polyline')
         for _ in range(10):
             page.reload()

@@ -1,55 +1,32 @@
-"""Intraday history: the feed keeps a point a minute per watched symbol; the dashboard starts its sparkline there."""
+"""Intraday history: the dashboard starts each sparkline from the feed's minute bars (their closes),
+never newer than the plan's delay. (How the feed keeps the bars: tests/streaming/test_bars.py.)"""
 
-import asyncio
 import re
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from streaming.feed import HISTORY_POINTS, HISTORY_STEP_MS, Feed
-from streaming.state import history_sync
+from streaming.feed import Feed
+from streaming.state import BARS_KEPT, MINUTE_MS, bars_sync
 from tenants.db import activate_public_schema
 from tests.conftest import host_client
 from tests.streaming import conftest as streaming_fixtures
+from tests.streaming import test_bars
 from tests.streaming.conftest import Committed, Tenant, connect, receive
 from tests.watchlists.conftest import inside
 from watchlists.services import watchlist_create
 
 pytestmark = [pytest.mark.asyncio]
 
-# The websocket tests' fixtures (pytest finds fixtures among a module's globals).
-committed, feed, hub_cleanup = streaming_fixtures.committed, streaming_fixtures.feed, streaming_fixtures.hub_cleanup
+# The websocket tests' fixtures, and the feed with run_feed's observers (pytest finds fixtures among a
+# module's globals).
+committed, hub_cleanup = streaming_fixtures.committed, streaming_fixtures.hub_cleanup
+recording_feed = test_bars.recording_feed
 
 
-async def day_of_points(symbol: str) -> list[tuple[int, float]]:
-    """The symbol's history once the feed has filled in the day (bounded wait)."""
-    for _ in range(50):
-        points = (await sync_to_async(history_sync)([symbol])).get(symbol, [])
-        if len(points) >= HISTORY_POINTS:
-            return points
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{symbol} has {len(points)} points after 5 s")
-
-
-async def test_a_watched_symbol_gets_a_trading_day_of_minute_points_at_once(committed: Committed, feed: Feed) -> None:
-    tenant = await committed.tenant("pro")
-    ws = connect(tenant.host, session=tenant.session, query="symbols=KO")
-    await ws.connect()
-    await receive(ws)
-    points = await day_of_points("KO")
-    await ws.disconnect()
-    now_minute = time.time_ns() // 1_000_000 // HISTORY_STEP_MS * HISTORY_STEP_MS
-    latest = points[-HISTORY_POINTS:]
-    assert [ts for ts, _ in latest] == list(
-        range(latest[0][0], latest[0][0] + HISTORY_POINTS * HISTORY_STEP_MS, HISTORY_STEP_MS)
-    )
-    assert now_minute - HISTORY_STEP_MS <= latest[-1][0] <= now_minute
-    assert all(price > 0 for _, price in latest)
-
-
-def dashboard_histories(tenant: Tenant) -> dict[str, list[int]]:
-    """The dashboard page's `data-history` per symbol: the minute timestamps it starts the sparkline with."""
+def dashboard_histories(tenant: Tenant) -> dict[str, list[tuple[int, float]]]:
+    """The dashboard page's `data-history` per symbol: the (minute, price) points it starts the sparkline with."""
     with inside(tenant.organisation):
         watchlist_create(organisation=tenant.organisation, name="Mine", symbols=["AAPL"])
     client = host_client(tenant.host)
@@ -59,19 +36,28 @@ def dashboard_histories(tenant: Tenant) -> dict[str, list[int]]:
     finally:
         activate_public_schema()  # the request left this thread's connection on the tenant's schema
     rows = re.findall(r'<tr data-symbol="([A-Z.]+)" data-history="([^"]*)">', page)
-    return {symbol: [int(point.split(":")[0]) for point in history.split()] for symbol, history in rows}
+    return {
+        symbol: [(int(ts), float(price)) for ts, price in (point.split(":") for point in history.split())]
+        for symbol, history in rows
+    }
 
 
-async def test_the_dashboard_starts_the_sparkline_from_history_never_newer_than_the_delay(
-    committed: Committed, feed: Feed
+@pytest.mark.parametrize(("plan", "delay_minutes"), [("free", 15), ("pro", 0)])
+async def test_the_dashboard_starts_the_sparkline_from_bar_closes_never_newer_than_the_delay(
+    committed: Committed, recording_feed: Feed, plan: str, delay_minutes: int
 ) -> None:
-    tenant = await committed.tenant("free")  # 15 minutes delayed
+    tenant = await committed.tenant(plan)
     ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL")
     await ws.connect()
     await receive(ws)
-    await day_of_points("AAPL")
+    await test_bars.day_of_bars("AAPL")
     histories = await sync_to_async(dashboard_histories)(tenant)
     await ws.disconnect()
-    cutoff = time.time_ns() // 1_000_000 - 15 * 60_000
-    assert len(histories["AAPL"]) >= HISTORY_POINTS - 17
-    assert max(histories["AAPL"]) <= cutoff
+    cutoff = time.time_ns() // 1_000_000 - delay_minutes * MINUTE_MS
+    closes = {bar.minute: bar.close for bar in (await sync_to_async(bars_sync)(["AAPL"]))["AAPL"]}
+    points = histories["AAPL"]
+    assert len(points) >= BARS_KEPT - delay_minutes - 2
+    assert all(minute + MINUTE_MS <= cutoff for minute, _ in points)  # only minutes that ended the delay ago
+    # Each point is its minute's close (the first may have left the day since; the last may have been
+    # stored complete since the page was read).
+    assert all(closes[minute] == price for minute, price in points[1:-1])
