@@ -24,7 +24,7 @@
 
   // Numbers and times in the viewer's locale; times in the exchange's zone, which the page names.
   const TIME_ZONE = table.dataset.timeZone;
-  const ZONE_NAME = "New York time";
+  const ZONE_NAME = table.dataset.timeZoneName;
   const PRICE = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const CHANGE = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" });
   const PERCENT = new Intl.NumberFormat(undefined, { style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" });
