@@ -14,5 +14,6 @@ urlpatterns = [
     path("<int:pk>/symbols/", views.symbols_add, name="symbols_add"),
     path("<int:pk>/symbols/remove/", views.symbol_remove, name="symbol_remove"),
     path("<int:pk>/symbols/move/", views.symbol_move, name="symbol_move"),
+    path("<int:pk>/export.csv", views.export, name="export"),
     path("<int:pk>/delete/", views.delete, name="delete"),
 ]

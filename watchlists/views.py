@@ -1,26 +1,32 @@
 """Watchlist pages of an organisation's host: every member reads them, owners and admins change them."""
 
-from collections.abc import Callable
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.limits import organisation_limits
 from core.forms import refusal_context
+from streaming.state import Bar
 from symbols.selectors import symbol_entries, symbol_search
 from tenants.decorators import admin_required as tenant_admin_required
 from tenants.models import Membership, Organisation
 
 from .forms import SymbolForm, SymbolMoveForm, SymbolsAddForm, WatchlistNameForm
 from .models import Watchlist
-from .selectors import watchlist_get, watchlist_list
+from .selectors import watchlist_bars, watchlist_get, watchlist_list
 from .services import (
     PLAN_LIMIT_CODES,
     watchlist_add_symbols,
@@ -31,17 +37,22 @@ from .services import (
     watchlist_reorder,
 )
 
-View = Callable[..., HttpResponse]
+Response = TypeVar("Response", bound=HttpResponseBase)
+EXPORT_COLUMNS = "symbol,minute,open,high,low,close,volume"
+# Rows go out in chunks of about 6 KB: one ASGI message per row made 50 symbols' day (19,500 rows,
+# 1.1 MB) take 0.6 s instead of 0.2 s.
+EXPORT_ROWS_PER_CHUNK = 100
+DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 admin_required = tenant_admin_required("watchlists/forbidden.html")
 
 
-def watchlist_or_404(view: View) -> View:
+def watchlist_or_404(view: Callable[..., Response]) -> Callable[..., Response]:
     """An id that is no watchlist of this organisation (its schema) is a 404, whoever asks."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         try:
             return view(request, *args, **kwargs)
         except Watchlist.DoesNotExist as exc:
@@ -147,6 +158,25 @@ def symbol_move(request: HttpRequest, pk: int) -> HttpResponse:
     return _back_to_symbols(pk)
 
 
+@require_GET
+@watchlist_or_404
+def export(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """The watchlist's minute bars of `?day=YYYY-MM-DD` (UTC, default today) as CSV, streamed row by row."""
+    watchlist = _watchlist(pk)
+    try:
+        day = _export_day(request.GET.get("day"))
+    except ValueError:
+        message = (
+            "The day must be a date written YYYY-MM-DD (UTC), for example ?day=2025-03-14; leave it out for today."
+        )
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+    delay_minutes = organisation_limits(_organisation(request)).delay_minutes
+    bars = watchlist_bars(symbols=list(watchlist.symbols), day=day, delay_minutes=delay_minutes)
+    response = StreamingHttpResponse(_csv_chunks(bars), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, _export_filename(watchlist.name, day))
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 @admin_required
 @watchlist_or_404
@@ -217,6 +247,37 @@ def _refused_on_message(request: HttpRequest, form: Form) -> bool:
         return False
     messages.error(request, "That change could not be read, so nothing was changed. Reload the page and try again.")
     return True
+
+
+# -- the export ------------------------------------------------------------------------------------
+def _export_day(value: str | None) -> date:
+    """`?day=`: a date in UTC, today when absent or empty; ValueError when it is not a real YYYY-MM-DD."""
+    if not value:
+        return datetime.now(UTC).date()
+    if not DAY_RE.fullmatch(value):
+        raise ValueError(value)
+    return date.fromisoformat(value)
+
+
+def _export_filename(name: str, day: date) -> str:
+    """ "<watchlist name>-<day>.csv" in letters, digits, dots, dashes and underscores only."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:80] or "watchlist"
+    return f"{safe}-{day.isoformat()}.csv"
+
+
+async def _csv_chunks(bars: AsyncIterator[tuple[str, Bar]]) -> AsyncIterator[str]:
+    """The CSV (RFC 4180 line ends), one row per bar as the bars arrive: an async iterator, which the ASGI
+    handler streams (it would read a synchronous one whole into memory first)."""
+    rows = [EXPORT_COLUMNS]
+    async for symbol, bar in bars:
+        minute = datetime.fromtimestamp(bar.minute / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows.append(f"{symbol},{minute},{bar.open!r},{bar.high!r},{bar.low!r},{bar.close!r},{bar.volume}")
+        if len(rows) >= EXPORT_ROWS_PER_CHUNK:
+            yield "\r\n".join(rows) + "\r\n"
+            rows = []
+    if rows:
+        yield "\r\n".join(rows) + "\r\n"
 
 
 # -- request parts ---------------------------------------------------------------------------------
