@@ -311,8 +311,9 @@ def stream_hub() -> StreamHub:
         hub = _hubs[loop] = StreamHub(layer, stream_state())
         if settings.STREAM_FEED_IN_PROCESS:
             from .feed import Feed
+            from .observers import feed_observers
             from .providers import provider_create
 
-            feed = Feed(provider_create(), hub.state, layer)
+            feed = Feed(provider_create(), hub.state, layer, observers=feed_observers())
             hub._tasks.append(asyncio.create_task(feed.run(), name="in-process-feed"))
     return hub
