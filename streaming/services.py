@@ -45,6 +45,11 @@ def organisation_notify_deleted(*, schema_name: str) -> None:
     _send_after_commit([(control_group(schema_name), {"type": "organisation.deleted"})], robust=True)
 
 
+def alert_notify_fired(*, schema_name: str, alert: dict[str, Any]) -> None:
+    """Show a fired alert on every open dashboard of the organisation (SPEC's alert object), once committed."""
+    _send_after_commit([(control_group(schema_name), {"type": "alert.fired", "alert": alert})], robust=True)
+
+
 def _send_after_commit(messages: list[GroupMessage], *, robust: bool = False) -> None:
     # Group names are built (and checked) now, so a bad schema name fails inside the transaction.
     if messages:
