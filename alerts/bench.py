@@ -62,7 +62,7 @@ def play(index: AlertIndex, prices: dict[str, float], *, quotes: int, batch: int
         ts += 10
         chosen = set(draw.choices(names, cum_weights=cumulative, k=batch))
         window = {}
-        for symbol in chosen:
+        for symbol in sorted(chosen):  # (set order varies with the hash seed)
             prices[symbol] = round(prices[symbol] * (1 + draw.gauss(0, 0.0005)), 2)
             change = round((prices[symbol] - opens[symbol]) / opens[symbol] * 100, 2)
             window[symbol] = BenchQuote(symbol, prices[symbol], change, ts)
