@@ -7,6 +7,7 @@
   const badge = document.getElementById("stream-badge");
   const problem = document.getElementById("stream-problem");
   const notice = document.getElementById("stream-notice");
+  const alertNotice = document.getElementById("alert-notice");
   const announcer = document.getElementById("quotes-announcer");
   const changeToggle = document.getElementById("change-toggle");
   const changeHeader = document.getElementById("change-header");
@@ -280,6 +281,14 @@
           show(notice, "Not streaming: " + message.rejected.map((r) => r.symbol + " (" + r.reason.replace("_", " ") + ")").join(", ") + ".", null);
         }
         break;
+      case "alert": {
+        // An alert of the organisation fired: said at once (the history page lists them all).
+        const alert = message.alert || {};
+        const price = typeof alert.price === "number" ? " at " + PRICE.format(alert.price) : "";
+        show(alertNotice, "Alert “" + alert.name + "”: " + alert.symbol + " " + alert.condition + price + ".",
+          ["Alert history", table.dataset.alertsUrl]);
+        break;
+      }
       case "error": lastError = message; break;
       default: break;
     }

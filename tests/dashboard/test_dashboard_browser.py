@@ -172,3 +172,39 @@ def test_a_free_plan_dashboard_shows_prices_at_once_also_after_the_feed_leader_i
             shown = quote_time.inner_text()
             expect(quote_time).not_to_have_text(shown, timeout=5_000)
             record_figure("free plan after failover", f"fresh prices {time.monotonic() - opened:.2f} s after opening")
+
+
+def test_a_fired_alert_shows_on_the_open_dashboard(committed: Committed, feed: object, web: LiveServer) -> None:
+    import threading
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from streaming.groups import control_group
+
+    tenant = committed.tenant_sync("pro")
+    alert = {
+        "id": 1,
+        "name": "Apple breakout",
+        "symbol": "AAPL",
+        "condition": "price above 150",
+        "price": 151.25,
+        "ts": 1,
+    }
+
+    def fire() -> None:  # from another thread: Playwright's loop runs in this one
+        layer = get_channel_layer()
+        assert layer is not None
+        async_to_sync(layer.group_send)(control_group(tenant.schema), {"type": "alert.fired", "alert": alert})
+
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Tech", "AAPL")
+        page.goto(tenant_url(web, tenant, "/"))
+        expect(page.locator('tr[data-symbol="AAPL"] .price')).to_have_text(re.compile(r"\d"))
+        thread = threading.Thread(target=fire)
+        thread.start()
+        thread.join(10)
+        notice = page.locator("#alert-notice")
+        expect(notice).to_contain_text("Alert “Apple breakout”: AAPL price above 150 at 151.25.")
+        expect(notice.get_by_role("link", name="Alert history")).to_have_attribute("href", "/alerts/history/")
