@@ -1,8 +1,9 @@
 """`python -m bench [--quick] [...]`: the streaming benchmark (`make bench`, `make bench-quick`).
 
-Starts a tick publisher and a load client, then each system under test in turn on loopback, and
-writes the table and bench/results/latest.json. Every process it starts is stopped on exit, on
-Ctrl-C and on SIGTERM, with bounded waits.
+Starts a tick publisher and a load client, then each system under test in turn on loopback, then
+(with tickerdeck) the widget scenario (bench.widget), and writes the table and
+bench/results/latest.json. Every process it starts is stopped on exit, on Ctrl-C and on SIGTERM,
+with bounded waits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from bench.processes import ROOT, Controlled, python_module
 from bench.report import Results
 from bench.runner import Harness, max_streams_needed, run_system
 from bench.systems import Context, System
-from bench.tenants import Organisations, directory_symbols, organisations_create, organisations_remove
+from bench.tenants import (
+    Organisations,
+    WidgetTenant,
+    directory_symbols,
+    organisations_create,
+    organisations_remove,
+    widget_tenant_create,
+)
+from bench.widget import ORIGIN, run_widget, widget_symbols
 from bench.workload import streams_plan
 
 
@@ -78,6 +87,12 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
         organisations_create(organisations, count=config.organisations, run_id=run_id,
                              max_streams=max_streams_needed(config))  # fmt: skip
         print(f"Created {config.organisations} organisations in {time.monotonic() - started:.1f} s")
+    widget: WidgetTenant | None = None
+    if "tickerdeck" in config.systems and config.widget_viewers:
+        widget = widget_tenant_create(organisations, run_id=run_id, viewers=config.widget_viewers, origin=ORIGIN,
+                                      symbols=widget_symbols(symbols, config.widget_symbols, config.seed))  # fmt: skip
+        print(f"Created the widget {widget.public_id} of {widget.slug} ({len(widget.symbols)} symbols, room for "
+              f"{widget.max_widget_viewers} viewers)")  # fmt: skip
     env = dict(os.environ)
     publish = python_module("bench.publisher", "--redis-url", redis_url, "--channel", context.channel,
                             "--symbols", ",".join(symbols), "--seed", str(config.seed))  # fmt: skip
@@ -89,6 +104,10 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
     print("\n  " + report.table_header())
     for system in systems_for(config, organisations):
         run_system(harness, system, workloads)
+    if widget is not None:
+        from bench.systems.tickerdeck import Tickerdeck
+
+        run_widget(harness, Tickerdeck(organisations), widget)
     results.completed = True
 
 
@@ -108,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = results.document(config.systems, config.connections)
         report.write(document, config.output)
     print("\n  " + report.table_header())
-    for row in results.runs:
+    for row in [*results.runs, *results.widget["steps"]]:
         print("  " + report.table_line(row))
     report.print_summary(document)
     print(f"\nWrote {config.output} in {time.monotonic() - started:.0f} s")

@@ -7,14 +7,18 @@ the limit of that step, not the server.
     python -m bench.client   (driven by the orchestrator over stdin/stdout, bench.wire)
 
 Commands:
-- `open {"port", "targets": [{"host", "path", "cookie", "slow"}], "first_frame", "concurrency", "connect_timeout"}`
-  → {"opened", "refused": {reason: count}, "refused_at": [index], "seconds"}
+- `open {"port", "targets": [{"host", "path", "cookie", "origin", "slow"}], "first_frame", "concurrency",
+  "connect_timeout"}` → {"opened", "refused": {reason: count}, "refused_at": [index], "seconds",
+  "connect_p50_ms", "connect_p99_ms"} (each connect timed from its turn to its first frame)
 - `measure {"seconds", "grace"}`: counts the quotes with a source `ts` in the next `seconds`, waiting
   `grace` seconds more for late ones → {"start_ms", "end_ms", "window", "cpu_pct",
   "all"|"fast"|"slow": tally, "open", "closed", "slow_closed"} (the answer comes after the grace)
 - `throttle {"factor"}`: slow connections read `factor` times fewer frames than in the last window
   (null: full speed again) → {"throttled", "fps_min", "fps_max"}
 - `close_all` → {"closed"}
+- `http {"port", "method", "host", "path", "headers", "requests", "concurrency", "request_timeout"}`: that many
+  requests on keep-alive connections (bench.httpload) → {"succeeded", "errors": {kind: count}, "seconds",
+  "requests_per_s", "p50_ms", "p99_ms", "max_ms", "connections", "bodies": [distinct 200 bodies]}
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench import wire
+from bench import httpload, wire
 from bench.wsclient import Connection, Tally, Target, Window, connect
 
 SLOW_RECEIVE_BUFFER = 8192  # a slow reader's unread data backs up into the server quickly
@@ -42,20 +46,29 @@ class LoadClient:
         gate = asyncio.Semaphore(int(command["concurrency"]))
         first_frame, timeout = command.get("first_frame"), float(command["connect_timeout"])
 
+        connect_ms: list[float] = []
+
         async def one(spec: dict[str, Any]) -> Connection:
             target = Target(int(command["port"]), spec["host"], spec["path"], spec.get("cookie", ""),
-                            SLOW_RECEIVE_BUFFER if spec.get("slow") else 0)  # fmt: skip
+                            SLOW_RECEIVE_BUFFER if spec.get("slow") else 0, spec.get("origin", ""))  # fmt: skip
             async with gate:
-                return await connect(target, self.slow if spec.get("slow") else self.fast,
-                                     self.window, first_frame, timeout)  # fmt: skip
+                begun = time.perf_counter()
+                connection = await connect(target, self.slow if spec.get("slow") else self.fast,
+                                           self.window, first_frame, timeout)  # fmt: skip
+                if connection.refusal is None:
+                    connect_ms.append(1000 * (time.perf_counter() - begun))
+                return connection
 
         started = time.monotonic()
         results = await asyncio.gather(*(one(spec) for spec in command["targets"]))
         seconds = time.monotonic() - started
         refused = [index for index, c in enumerate(results) if c.refusal is not None]
         self.connections += [c for c in results if c.refusal is None]
+        connect_ms.sort()
         return {"opened": len(results) - len(refused), "refused_at": refused, "seconds": seconds,
-                "refused": dict(Counter(results[index].refusal for index in refused))}  # fmt: skip
+                "refused": dict(Counter(results[index].refusal for index in refused)),
+                "connect_p50_ms": httpload.percentile(connect_ms, 50),
+                "connect_p99_ms": httpload.percentile(connect_ms, 99)}  # fmt: skip
 
     async def measure(self, command: wire.Message) -> wire.Message:
         for tally in (self.fast, self.slow):
@@ -102,11 +115,20 @@ class LoadClient:
         await asyncio.sleep(0.1)  # let the close frames go out
         return {"closed": len(closing)}
 
+    async def http(self, command: wire.Message) -> wire.Message:
+        request = httpload.Request(int(command["port"]), command["method"], command["host"], command["path"],
+                                   dict(command.get("headers") or {}))  # fmt: skip
+        outcome, seconds = await httpload.requests_run(request, count=int(command["requests"]),
+                                                       concurrency=int(command["concurrency"]),
+                                                       request_seconds=float(command["request_timeout"]))  # fmt: skip
+        bodies = sorted({body.decode(errors="replace") for body in outcome.bodies})
+        return {**outcome.summary(seconds), "bodies": bodies}
+
 
 async def main() -> None:
     client = LoadClient()
     await wire.serve({"open": client.open, "measure": client.measure, "throttle": client.throttle,
-                      "close_all": client.close_all})  # fmt: skip
+                      "close_all": client.close_all, "http": client.http})  # fmt: skip
 
 
 if __name__ == "__main__":

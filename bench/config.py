@@ -17,13 +17,15 @@ from bench.processes import ROOT
 SYSTEM_NAMES = ("naive", "raw", "tickerdeck")
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.json"
 PRESETS: dict[str, dict[str, Any]] = {
-    # ~8 minutes: each system ramps at 1,000 and 5,000 connections until it clearly fails.
+    # ~8 minutes: each system ramps at 1,000 and 5,000 connections until it clearly fails; then
+    # 2,000 widget token requests and 5,000 viewers of one widget (~1 minute more).
     "full": {"connections": [1000, 5000], "organisations": 50, "factor": 1.7, "steps": 14, "warmup": 1.5,
-             "seconds": 3.0, "slow_seconds": 15.0},
-    # ~1.5 minutes: fewer connections and organisations, steeper ramp, short windows.
+             "seconds": 3.0, "slow_seconds": 15.0, "widget_viewers": 5000, "token_requests": 2000},
+    # ~1.5 minutes: fewer connections and organisations, steeper ramp, short windows, 300 viewers.
     "quick": {"connections": [500], "organisations": 20, "factor": 2.2, "steps": 7, "warmup": 0.8,
-              "seconds": 1.5, "slow_seconds": 3.0},
+              "seconds": 1.5, "slow_seconds": 3.0, "widget_viewers": 300, "token_requests": 500},
 }  # fmt: skip
+WIDGET_QUOTES = [1.0, 2.0, 4.0, 8.0]  # quotes/s each widget viewer is sent, step by step
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class Config:
     slow_seconds: float
     concurrency: int
     seed: int
+    widget_viewers: int  # viewers of one widget after the systems (0: no widget scenario)
+    widget_symbols: int
+    widget_quotes: list[float]  # quotes per second per viewer at each step
+    token_requests: int
+    token_concurrency: int
     output: Path
     database_url: str | None
     redis_url: str | None
@@ -79,6 +86,13 @@ def parse(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--slow-seconds", type=float, help="windows of the slow-reader scenario")
     parser.add_argument("--concurrency", type=int, default=100, help="connection handshakes in flight")
     parser.add_argument("--seed", type=int, default=1)
+    widget = parser.add_argument_group("widget scenario (tickerdeck, after the systems; --widget-viewers 0: none)")
+    widget.add_argument("--widget-viewers", type=int, help="viewers of one widget")
+    widget.add_argument("--widget-symbols", type=int, default=20, help="symbols the widget shows")
+    widget.add_argument("--widget-quotes", type=_numbers(float), default=WIDGET_QUOTES,
+                        help="quotes/s per viewer at each step (comma-separated)")  # fmt: skip
+    widget.add_argument("--token-requests", type=int, help="POSTs to the widget's token endpoint")
+    widget.add_argument("--token-concurrency", type=int, default=50, help="token requests in flight")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--database-url", help="use this database as it is (default: tickerdeck_bench)")
     parser.add_argument("--redis-url")
@@ -90,4 +104,8 @@ def parse(argv: Sequence[str] | None = None) -> Config:
             args[name] = value
     if not args["connections"] or min(args["connections"]) < 1 or args["organisations"] < 1:
         parser.error("give at least one connection count and one organisation")
+    if args["widget_viewers"] < 0 or (args["widget_viewers"] and not (
+            args["widget_quotes"] and args["token_requests"] > 0 and args["token_concurrency"] > 0
+            and 0 < args["widget_symbols"] <= args["symbols"])):  # fmt: skip
+        parser.error("a widget scenario needs quotes per viewer, token requests, concurrency and symbols")
     return Config(**args)

@@ -10,6 +10,7 @@ interval, and how many quotes they should bring the clients: each tick counts it
     python -m bench.publisher --redis-url URL --channel NAME --symbols A,B,C [--seed 1]
 
 Commands (bench.wire): `rate {"rate": ticks/s}`, `weights {"weights": {symbol: connections}}`,
+`focus {"symbols": [symbol] | null}` (tick only these, round-robin; null: every symbol again),
 `window {"start_ms", "end_ms"}` → {"published", "deliveries", "subscribers"}.
 """
 
@@ -44,6 +45,7 @@ class Market:
     prices: list[float] = field(init=False)
     volumes: list[int] = field(init=False)
     weights: list[int] = field(init=False)
+    order: list[int] = field(init=False)  # the indices of the symbols that tick, in turn
     cursor: int = 0
 
     def __post_init__(self) -> None:
@@ -52,16 +54,25 @@ class Market:
         self.prices = list(self.opens)
         self.volumes = [self.rng.randint(10_000, 1_000_000) for _ in self.symbols]
         self.weights = [0] * len(self.symbols)
+        self.order = list(range(len(self.symbols)))
 
     def weigh(self, weights: dict[str, int]) -> None:
         self.weights = [weights.get(symbol, 0) for symbol in self.symbols]
 
+    def focus(self, symbols: list[str] | None) -> int:
+        """Tick only these symbols (None: all of them); returns how many tick now."""
+        chosen = set(symbols) if symbols is not None else set(self.symbols)
+        self.order = [i for i, symbol in enumerate(self.symbols) if symbol in chosen] or list(range(len(self.symbols)))
+        self.cursor = 0
+        return len(self.order)
+
     def ticks(self, count: int, ts: int) -> tuple[list[dict[str, Any]], int]:
         """`count` ticks stamped `ts`, and the sum of their weights."""
         gauss, randint, out, weight = self.rng.gauss, self.rng.randint, [], 0
+        order = self.order
         for _ in range(count):
-            i = self.cursor
-            self.cursor = (i + 1) % len(self.symbols)
+            i = order[self.cursor]
+            self.cursor = (self.cursor + 1) % len(order)
             weight += self.weights[i]
             price = self.prices[i] = max(0.01, self.prices[i] * math.exp(gauss(0, 0.0008)))
             half_spread = max(0.005, price * 0.0002)
@@ -98,6 +109,9 @@ class Publisher:
     async def weigh(self, command: wire.Message) -> wire.Message:
         self.market.weigh(command["weights"])
         return {}
+
+    async def focus(self, command: wire.Message) -> wire.Message:
+        return {"ticking": self.market.focus(command.get("symbols"))}
 
     async def window(self, command: wire.Message) -> wire.Message:
         if self.task is not None and self.task.done():
@@ -137,7 +151,8 @@ async def main() -> None:
     async with redis.Redis.from_url(args.redis_url) as client:
         publisher = Publisher(client, args.channel, Market(args.symbols.split(","), random.Random(args.seed)))
         publisher.start()
-        await wire.serve({"rate": publisher.set_rate, "weights": publisher.weigh, "window": publisher.window})
+        await wire.serve({"rate": publisher.set_rate, "weights": publisher.weigh, "focus": publisher.focus,
+                          "window": publisher.window})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,6 +23,37 @@ CLIENT_SATURATED_PCT = 90.0  # the load client near one full core: its own limit
 Row = dict[str, Any]
 SLOW_READER_FIELDS = ("offered_ticks_per_s", "fast_p99_ms_baseline", "fast_p99_ms_with_slow", "fast_p99_rise_pct",
                       "server_rss_mb_start", "server_rss_mb_end", "slow_clients", "slow_closed_4408")  # fmt: skip
+# The widget scenario (bench.widget): the JSON's `widget` object and its headline in `summary.widget`.
+WIDGET_TOKEN_FIELDS = ("requests", "concurrency", "ok", "errors", "seconds", "requests_per_s", "p50_ms", "p99_ms",
+                       "max_ms", "connections", "distinct_tokens", "other_origin_refused", "server_cpu_ms_per_request",
+                       "server_cpu_pct", "machine_cpu_pct")  # fmt: skip
+WIDGET_OPEN_FIELDS = ("viewers", "opened", "refused", "refused_reasons", "warm_up", "timed", "seconds",
+                      "connects_per_s", "connect_p50_ms", "connect_p99_ms", "server_rss_mb_before",
+                      "server_rss_mb_after", "rss_kb_per_viewer", "widget_leases", "stream_leases",
+                      "server_cpu_ms_per_connect", "server_cpu_pct", "machine_cpu_pct")  # fmt: skip
+WIDGET_STREAMING_FIELDS = ("quotes_per_viewer_per_s", "offered_ticks_per_s", "expected_quotes_per_s",
+                           "delivered_quotes_per_s", "delivered_ratio", "frames_per_s", "p50_ms", "p99_ms", "max_ms",
+                           "server_cpu_pct", "rss_mb", "sustained")  # fmt: skip
+WIDGET_SUMMARY = {  # summary field: (section, field); and `viewers`, the planned count
+    "opened": ("open", "opened"), "connects_per_s": ("open", "connects_per_s"),
+    "connect_p99_ms": ("open", "connect_p99_ms"), "rss_kb_per_viewer": ("open", "rss_kb_per_viewer"),
+    "server_cpu_ms_per_connect": ("open", "server_cpu_ms_per_connect"),
+    "quotes_per_viewer_per_s": ("streaming", "quotes_per_viewer_per_s"),
+    "delivered_ratio": ("streaming", "delivered_ratio"), "p50_ms": ("streaming", "p50_ms"),
+    "p99_ms": ("streaming", "p99_ms"), "sustained": ("streaming", "sustained"),
+    "token_requests_per_s": ("token", "requests_per_s"), "token_p50_ms": ("token", "p50_ms"),
+    "token_p99_ms": ("token", "p99_ms"), "token_ok": ("token", "ok"), "token_errors": ("token", "errors"),
+    "token_server_cpu_ms_per_request": ("token", "server_cpu_ms_per_request"),
+}  # fmt: skip
+
+
+def widget_empty() -> dict[str, Any]:
+    """The `widget` object before (or without) a widget scenario: every field there, null."""
+    return {"viewers": None, "symbols": [], "token": dict.fromkeys(WIDGET_TOKEN_FIELDS),
+            "open": dict.fromkeys(WIDGET_OPEN_FIELDS), "steps": [],
+            "streaming": dict.fromkeys(WIDGET_STREAMING_FIELDS)}  # fmt: skip
+
+
 COLUMNS = [  # (title, field, width, decimals: None for integers and text)
     ("system", "system", 10, None),
     ("conns", "connections", 5, None),
@@ -86,6 +117,7 @@ class Results:
     runs: list[Row] = field(default_factory=list)
     opens: list[Row] = field(default_factory=list)  # per system × connections: connects/s, idle memory
     slow_reader: Row | None = None
+    widget: dict[str, Any] = field(default_factory=widget_empty)  # bench.widget fills it in
     notes: list[str] = field(default_factory=list)
     completed: bool = False
 
@@ -125,6 +157,10 @@ class Results:
             "connects_per_s": opened.get("connects_per_s"),
             "idle_kb_per_connection": opened.get("idle_kb_per_connection"),
             "slow_reader": slow,
+            "widget": {
+                "viewers": self.widget["viewers"],
+                **{name: self.widget[section][key] for name, (section, key) in WIDGET_SUMMARY.items()},
+            },
             "notes": self.notes,
         }
 
@@ -141,7 +177,8 @@ class Results:
                    "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
         summary = self.summary(systems, connections)
         return {"started_at": self.started_at, "completed": self.completed, "machine": machine,
-                "config": self.config, "runs": self.runs, "opens": self.opens, "summary": summary}  # fmt: skip
+                "config": self.config, "runs": self.runs, "opens": self.opens, "widget": self.widget,
+                "summary": summary}  # fmt: skip
 
 
 def write(document: dict[str, Any], path: Path) -> None:
@@ -172,6 +209,18 @@ def print_summary(document: dict[str, Any]) -> None:
               f"{_number(opened['idle_kb_per_connection'])} KB each idle")  # fmt: skip
     slow = summary["slow_reader"]
     print("  slow readers: " + ", ".join(f"{name} {_number(slow[name])}" for name in SLOW_READER_FIELDS))
+    widget = summary["widget"]
+    if widget["viewers"] is not None:
+        print(f"  widget, {widget['opened']}/{widget['viewers']} viewers of one widget: "
+              f"{_number(widget['connects_per_s'])} connects/s (p99 {_number(widget['connect_p99_ms'])} ms each, "
+              f"{_number(widget['server_cpu_ms_per_connect'])} ms of server CPU), "
+              f"{_number(widget['rss_kb_per_viewer'])} KB per viewer; at {_number(widget['quotes_per_viewer_per_s'])} "
+              f"quotes/s per viewer: delivered {_number(widget['delivered_ratio'])}, p50 {_number(widget['p50_ms'])} "
+              f"ms, p99 {_number(widget['p99_ms'])} ms")  # fmt: skip
+        print(f"  widget token endpoint: {_number(widget['token_requests_per_s'])} requests/s, "
+              f"p50 {_number(widget['token_p50_ms'])} ms, p99 {_number(widget['token_p99_ms'])} ms, "
+              f"{widget['token_ok']} ok, errors {widget['token_errors']}, "
+              f"{_number(widget['token_server_cpu_ms_per_request'])} ms of server CPU each")  # fmt: skip
 
 
 def _number(value: Any) -> str:

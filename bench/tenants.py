@@ -1,7 +1,8 @@
 """The bench's organisations in the bench database: a private plan, owners, sessions; all removed after.
 
-Made through the product's own services (tenants.services), as a sign-up would make them, so the
-servers under test run their full connect step (tenant by host, session, membership, plan limits).
+Made through the product's own services (tenants.services, widgets.services), as a sign-up and the
+widget pages would make them, so the servers under test run their full connect step (tenant by
+host, session or widget token, membership, plan limits).
 """
 
 from __future__ import annotations
@@ -19,6 +20,20 @@ class Organisations:
     organisation_ids: list[int] = field(default_factory=list)
     user_ids: list[int] = field(default_factory=list)
     plan_id: int | None = None
+    other_plan_ids: list[int] = field(default_factory=list)  # the widget organisation's
+
+
+@dataclass(frozen=True)
+class WidgetTenant:
+    """The widget scenario's organisation (apart from the streams' ones) and its one widget."""
+
+    slug: str
+    schema_name: str
+    organisation_id: int
+    public_id: str
+    symbols: tuple[str, ...]
+    origin: str  # the one site the widget is allowed on
+    max_widget_viewers: int
 
 
 def organisations_create(created: Organisations, *, count: int, run_id: str, max_streams: int) -> None:
@@ -42,6 +57,37 @@ def organisations_create(created: Organisations, *, count: int, run_id: str, max
         created.sessions.append(session_create(owner))
 
 
+def widget_tenant_create(
+    created: Organisations, *, run_id: str, symbols: list[str], viewers: int, origin: str
+) -> WidgetTenant:
+    """One organisation on a private plan with room for `viewers` widget viewers (and no streams), and
+    one widget of `symbols` allowed on `origin`, made by widgets.services as the widget pages make it."""
+    from accounts.services import owner_get_or_create
+    from billing.models import Plan
+    from tenants.db import activate_public_schema, activate_schema
+    from tenants.services.organisations import organisation_create
+    from widgets.services import WidgetSpec, widget_create
+
+    plan = Plan.objects.create(name=f"Bench {run_id} widgets", slug=f"bench-{run_id}-widgets",
+                               max_symbols_per_stream=max(30, len(symbols)), max_streams=0, max_widgets=1,
+                               max_widget_viewers=viewers + 10, realtime=True, delay_minutes=0,
+                               is_public=False)  # fmt: skip
+    created.other_plan_ids.append(plan.pk)
+    slug = f"bench{run_id}widgets"
+    owner = owner_get_or_create(email=f"owner@{slug}.example", password=secrets.token_urlsafe(24))
+    created.user_ids.append(owner.pk)
+    organisation = organisation_create(name=f"Bench {run_id} widgets", slug=slug, owner=owner, plan=plan)
+    created.organisation_ids.append(organisation.pk)
+    spec = WidgetSpec(name="Bench widget", symbols=tuple(symbols), allowed_origins=(origin,))
+    activate_schema(organisation.schema_name)
+    try:
+        widget = widget_create(organisation=organisation, spec=spec, created_by_id=owner.pk)
+    finally:
+        activate_public_schema()
+    return WidgetTenant(slug, organisation.schema_name, organisation.pk, widget.public_id, tuple(widget.symbols),
+                        origin, plan.max_widget_viewers)  # fmt: skip
+
+
 def organisations_remove(created: Organisations) -> None:
     """Drop what `organisations_create` made (schemas, domains, memberships, owners, sessions, plan)."""
     from django.contrib.sessions.models import Session
@@ -54,8 +100,8 @@ def organisations_remove(created: Organisations) -> None:
         organisation.delete()  # drops its schema
     Session.objects.filter(session_key__in=created.sessions).delete()
     User.objects.filter(pk__in=created.user_ids).delete()
-    if created.plan_id is not None:
-        Plan.objects.filter(pk=created.plan_id).delete()
+    plans = [*([created.plan_id] if created.plan_id is not None else []), *created.other_plan_ids]
+    Plan.objects.filter(pk__in=plans).delete()
 
 
 def directory_symbols(count: int) -> list[str]:

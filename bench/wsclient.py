@@ -72,13 +72,14 @@ class Window:
 
 @dataclass(frozen=True)
 class Target:
-    """Where one connection goes: loopback port, Host header, path with query, optional cookie."""
+    """Where one connection goes: loopback port, Host header, path with query, optional cookie and Origin."""
 
     port: int
     host: str
     path: str
     cookie: str = ""
     receive_buffer: int = 0  # SO_RCVBUF set before connecting (0: the kernel's default)
+    origin: str = ""  # the Origin header a browser sends (a widget viewer's page); none when empty
 
 
 class Connection(asyncio.Protocol):
@@ -111,6 +112,8 @@ class Connection(asyncio.Protocol):
                  "Sec-WebSocket-Version: 13"]  # fmt: skip
         if target.cookie:
             lines.append(f"Cookie: {target.cookie}")
+        if target.origin:
+            lines.append(f"Origin: {target.origin}")
         self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def data_received(self, data: bytes) -> None:

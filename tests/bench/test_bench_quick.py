@@ -1,4 +1,7 @@
-"""The benchmark runs end to end, tiny, against the test database: every system, every field."""
+"""The benchmark runs end to end, tiny, against the test database: every system, every field, the widget scenario.
+
+Nothing here asserts speed: only that every figure is there and sane (counts, ratios, order of percentiles).
+"""
 
 import os
 import signal
@@ -27,7 +30,20 @@ RUN_FIELDS = {"system", "connections", "organisations", "offered_ticks_per_s", "
               "rss_mb"}  # fmt: skip
 SLOW_READER_FIELDS = {"offered_ticks_per_s", "fast_p99_ms_baseline", "fast_p99_ms_with_slow", "fast_p99_rise_pct",
                       "server_rss_mb_start", "server_rss_mb_end", "slow_clients", "slow_closed_4408"}  # fmt: skip
-BENCH_SECONDS = 150
+WIDGET_VIEWERS, TOKEN_REQUESTS = 20, 40
+WIDGET_TOKEN_FIELDS = {"requests", "concurrency", "ok", "errors", "seconds", "requests_per_s", "p50_ms", "p99_ms",
+                       "max_ms", "distinct_tokens", "other_origin_refused", "server_cpu_ms_per_request",
+                       "machine_cpu_pct"}  # fmt: skip
+WIDGET_OPEN_FIELDS = {"viewers", "opened", "refused", "seconds", "connects_per_s", "connect_p50_ms", "connect_p99_ms",
+                      "server_rss_mb_before", "server_rss_mb_after", "rss_kb_per_viewer", "widget_leases",
+                      "stream_leases", "server_cpu_ms_per_connect", "machine_cpu_pct"}  # fmt: skip
+WIDGET_STREAMING_FIELDS = {"quotes_per_viewer_per_s", "offered_ticks_per_s", "expected_quotes_per_s",
+                           "delivered_quotes_per_s", "delivered_ratio", "p50_ms", "p99_ms", "sustained"}  # fmt: skip
+WIDGET_SUMMARY_FIELDS = {"viewers", "opened", "connects_per_s", "connect_p99_ms", "rss_kb_per_viewer",
+                         "quotes_per_viewer_per_s", "delivered_ratio", "p50_ms", "p99_ms", "token_requests_per_s",
+                         "token_p50_ms", "token_p99_ms", "token_ok", "token_errors", "server_cpu_ms_per_connect",
+                         "token_server_cpu_ms_per_request"}  # fmt: skip
+BENCH_SECONDS = 180
 
 
 def run_bench(*args: str) -> str:
@@ -51,7 +67,8 @@ def test_the_bench_measures_every_system_and_writes_every_field(
     output = run_bench(
         "--connections", "20", "--organisations", "2", "--rates", "20,40", "--warmup", "0.5", "--seconds", "1",
         "--slow-seconds", "1", "--output", str(output_path), "--database-url", live.test_database_url(),
-        "--skip-bootstrap",
+        "--skip-bootstrap", "--widget-viewers", str(WIDGET_VIEWERS), "--token-requests", str(TOKEN_REQUESTS),
+        "--token-concurrency", "10", "--widget-quotes", "2",
     )  # fmt: skip
     document = orjson.loads(output_path.read_bytes())
 
@@ -71,6 +88,54 @@ def test_the_bench_measures_every_system_and_writes_every_field(
     assert set(summary) >= {"ratio_vs_naive", "ratio_vs_raw", "connects_per_s", "idle_kb_per_connection", "slow_reader"}
     assert set(summary["slow_reader"]) >= SLOW_READER_FIELDS
     assert summary["slow_reader"]["slow_clients"] == 1  # every 20th stream
+    widget_figures_check(document, output)
     with django_db_blocker.unblock():  # it removed what it created
         assert not Organisation.objects.filter(slug__startswith="bench").exists()
         assert not Plan.objects.filter(slug__startswith="bench-").exists()
+
+
+def widget_figures_check(document: dict[str, Any], output: str) -> None:
+    """The widget scenario: tokens from the endpoint, every viewer on a widget lease, quotes delivered."""
+    widget = document["widget"]
+    assert widget["viewers"] == WIDGET_VIEWERS
+    assert len(widget["symbols"]) == 20
+    token = widget["token"]
+    assert set(token) >= WIDGET_TOKEN_FIELDS
+    assert token["requests"] == TOKEN_REQUESTS
+    assert 0 < token["ok"] <= TOKEN_REQUESTS, output
+    assert token["ok"] + sum(token["errors"].values()) == TOKEN_REQUESTS
+    assert token["requests_per_s"] > 0
+    assert 0 <= token["p50_ms"] <= token["p99_ms"] <= token["max_ms"]
+    assert token["distinct_tokens"] >= 1
+    assert token["other_origin_refused"] == 5  # another web site gets 403, not a token
+    assert token["server_cpu_ms_per_request"] > 0
+
+    opened = widget["open"]
+    assert set(opened) >= WIDGET_OPEN_FIELDS
+    assert opened["viewers"] == WIDGET_VIEWERS
+    assert opened["opened"] == WIDGET_VIEWERS, output
+    assert opened["refused"] == 0
+    assert opened["connects_per_s"] > 0
+    assert 0 <= opened["connect_p50_ms"] <= opened["connect_p99_ms"]
+    assert opened["rss_kb_per_viewer"] is not None  # growth over 10 viewers: may be 0 or even negative
+    # Viewers take places against max_widget_viewers, never against max_streams.
+    assert (opened["widget_leases"], opened["stream_leases"]) == (WIDGET_VIEWERS, 0)
+    assert opened["server_cpu_ms_per_connect"] > 0
+
+    assert widget["steps"], output
+    for row in widget["steps"]:
+        assert row["system"] == "widget"
+        assert set(row) >= RUN_FIELDS | {"quotes_per_viewer_per_s"}
+    streaming = widget["streaming"]
+    assert set(streaming) >= WIDGET_STREAMING_FIELDS
+    assert streaming["quotes_per_viewer_per_s"] == 2
+    assert streaming["expected_quotes_per_s"] > 0
+    assert 0 <= streaming["delivered_ratio"] <= 1
+    assert streaming["delivered_quotes_per_s"] > 0, output
+    assert 0 <= streaming["p50_ms"] <= streaming["p99_ms"]
+
+    summary = document["summary"]["widget"]
+    assert set(summary) >= WIDGET_SUMMARY_FIELDS
+    assert summary["connects_per_s"] == opened["connects_per_s"]
+    assert summary["token_requests_per_s"] == token["requests_per_s"]
+    assert summary["delivered_ratio"] == streaming["delivered_ratio"]
