@@ -1,19 +1,18 @@
 """Alert pages of an organisation's host: every member reads them and chooses e-mails; owners and admins change them."""
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.limits import organisation_limits
 from core.forms import refusal_context
 from tenants.decorators import admin_required as tenant_admin_required
+from tenants.decorators import missing_is_404
 from tenants.middleware import request_membership, request_organisation
 
 from .forms import AlertForm, WebhookForm
@@ -36,17 +35,7 @@ EVENTS_PER_PAGE = 50
 UNREADABLE = "That change could not be read, so nothing was changed. Reload the page and try again."
 
 
-def alert_or_404(view: View) -> View:
-    """An id that is no alert of this organisation (its schema) is a 404, whoever asks."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except Alert.DoesNotExist as exc:
-            raise Http404("No such alert in this organisation.") from exc
-
-    return wrapped
+alert_or_404 = missing_is_404(Alert, "alert")
 
 
 # -- list and create -------------------------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Model
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from .middleware import request_membership
 
 View = Callable[..., HttpResponse]
+AnyView = TypeVar("AnyView", bound=Callable[..., HttpResponseBase])
 
 
 def admin_required(forbidden_template: str) -> Callable[[View], View]:
@@ -23,5 +25,21 @@ def admin_required(forbidden_template: str) -> Callable[[View], View]:
             return view(request, *args, **kwargs)
 
         return wrapped
+
+    return decorator
+
+
+def missing_is_404(model: type[Model], what: str) -> Callable[[AnyView], AnyView]:
+    """An id that is no `model` row of this organisation (its schema) is a 404, whoever asks."""
+
+    def decorator(view: AnyView) -> AnyView:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            try:
+                return view(request, *args, **kwargs)
+            except model.DoesNotExist as exc:  # type: ignore[attr-defined]
+                raise Http404(f"No such {what} in this organisation.") from exc
+
+        return cast(AnyView, wrapped)
 
     return decorator

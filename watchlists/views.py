@@ -2,15 +2,14 @@
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,6 +21,7 @@ from core.forms import refusal_context
 from streaming.state import Bar
 from symbols.selectors import symbol_entries, symbol_search
 from tenants.decorators import admin_required as tenant_admin_required
+from tenants.decorators import missing_is_404
 from tenants.models import Membership, Organisation
 
 from .forms import SymbolForm, SymbolMoveForm, SymbolsAddForm, WatchlistNameForm
@@ -48,17 +48,7 @@ DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 admin_required = tenant_admin_required("watchlists/forbidden.html")
 
 
-def watchlist_or_404(view: Callable[..., Response]) -> Callable[..., Response]:
-    """An id that is no watchlist of this organisation (its schema) is a 404, whoever asks."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(request, *args, **kwargs)
-        except Watchlist.DoesNotExist as exc:
-            raise Http404("No such watchlist in this organisation.") from exc
-
-    return wrapped
+watchlist_or_404 = missing_is_404(Watchlist, "watchlist")
 
 
 # -- list and create -------------------------------------------------------------------------------

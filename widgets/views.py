@@ -1,12 +1,11 @@
 """Widget pages of an organisation's host, for its owners and admins: create, edit, preview, revoke, delete."""
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.limits import organisation_limits
 from core.forms import refusal_context
 from tenants.decorators import admin_required as tenant_admin_required
+from tenants.decorators import missing_is_404
 from tenants.middleware import request_organisation
 from tenants.selectors import organisation_url
 
@@ -27,17 +27,7 @@ View = Callable[..., HttpResponse]
 admin_required = tenant_admin_required("widgets/forbidden.html")
 
 
-def widget_or_404(view: View) -> View:
-    """An id that is no widget of this organisation (its schema) is a 404, whoever asks."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except Widget.DoesNotExist as exc:
-            raise Http404("No such widget in this organisation.") from exc
-
-    return wrapped
+widget_or_404 = missing_is_404(Widget, "widget")
 
 
 @require_GET
