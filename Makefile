@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist): about 1,100 tests in 6-11 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test check lint format setup browser axe clean bench bench-quick
+.PHONY: run test check lint format setup browser axe clean bench bench-quick bench-alerts
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -50,6 +50,9 @@ bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 m
 
 bench-quick: setup ## the same, fewer connections and rates, short windows (~1.5 min)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+bench-alerts: setup ## feed CPU per quote without and with 100,000 alerts over 1,000 organisations (~25 min; bench/results/alerts-latest.json)
+	$(PY) -m bench.alert_scale $(BENCH_ARGS)
 
 check: .venv/.synced-test ## lint, format check and type check
 	.venv/bin/ruff check .
