@@ -24,11 +24,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
 
+from core.tasks import cancel_until_done, where
 from streaming.providers import MarketDataProvider
 from streaming.quotes import Quote
 from streaming.state import StreamState, Watch, stream_state
@@ -55,6 +56,7 @@ FIRE_BATCH = 200
 FIRE_RETRY_SECONDS = 1.0
 FIRE_GIVE_UP_MS = 300_000  # a firing the database could not take for 5 minutes is dropped (and logged)
 LOAD_RETRY_SECONDS = 2.0
+CLOSE_WAIT_SECONDS = 5.0
 
 
 def _db(function: Any) -> Any:
@@ -109,9 +111,19 @@ class AlertEngine:
         self._ready = True
         try:
             await self._take_over_deliveries()
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self.sender.run(), name="alerts-webhooks")
-                group.create_task(self._store_prices(), name="alerts-prices")
+            tasks = [
+                asyncio.create_task(self.sender.run(), name="alerts-webhooks"),
+                asyncio.create_task(self._store_prices(), name="alerts-prices"),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # both run for as long as this process leads: one that ended failed
+            finally:
+                # Not a TaskGroup: it cancels its tasks once, and waits forever for one that lost the
+                # cancellation (core.tasks). Shielded: a repeated cancellation of `lead` must not
+                # leave these two running.
+                await asyncio.shield(self._stop(tasks))
         finally:
             self._ready = False
 
@@ -127,13 +139,17 @@ class AlertEngine:
     async def close(self) -> None:
         """Stop every task and take this engine's watches out of the registry (tests, shutdown)."""
         tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+        await self._stop(tasks)
         with contextlib.suppress(Exception):
             await self._watches().watches_update(self.process_id, set(), set(), full=True)
         await self._store.close()
+
+    @staticmethod
+    async def _stop(tasks: Iterable["asyncio.Task[None]"]) -> None:
+        stuck = await cancel_until_done(tasks, CLOSE_WAIT_SECONDS)
+        if stuck:
+            logger.warning("alert engine tasks still running %s s after their cancellation: %s", CLOSE_WAIT_SECONDS,
+                           "; ".join(map(where, stuck)))  # fmt: skip
 
     @property
     def ready(self) -> bool:

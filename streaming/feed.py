@@ -24,6 +24,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from billing.events import organisations_grace_expired_notify
+from core.tasks import cancel_until_done, where
 
 from .groups import quotes_group
 from .layers import group_send_many
@@ -181,10 +182,12 @@ class Feed:
         await self.state.delay_history_reset()
         self.buffers.clear()
         await self.provider.start()
+        # The version first: a watch registered while the index is being read bumps it past this one.
+        version = await self.state.watches_version()
         await self._refresh_watches()
         tasks = [
             asyncio.create_task(self._keep_leadership(), name="feed-leadership"),
-            asyncio.create_task(self._follow_watches(), name="feed-watches"),
+            asyncio.create_task(self._follow_watches(version), name="feed-watches"),
             asyncio.create_task(self._read_live(), name="feed-read"),
             asyncio.create_task(self._publish_live(), name="feed-live"),
             asyncio.create_task(
@@ -202,13 +205,11 @@ class Feed:
             asyncio.create_task(self._stopping.wait(), name="feed-stop"),
         ]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        # Bounded: a task stuck in a Redis call that ignores its cancellation must not keep this
-        # process from standing by (or from exiting).
-        _, stuck = await asyncio.wait(pending, timeout=SHUTDOWN_SECONDS)
+        # Bounded: a task that will not stop must not keep this process from standing by (or exiting).
+        stuck = await cancel_until_done(pending, SHUTDOWN_SECONDS)
         if stuck:
-            logger.warning("feed tasks still stopping after %s s: %s", SHUTDOWN_SECONDS, [t.get_name() for t in stuck])
+            logger.warning("feed tasks still running %s s after their cancellation: %s", SHUTDOWN_SECONDS,
+                           "; ".join(map(where, stuck)))  # fmt: skip
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("feed task %s failed", task.get_name(), exc_info=task.exception())
@@ -232,9 +233,9 @@ class Feed:
                 logger.warning("%s lost the feed lock; standing by", self.holder)
                 return
 
-    async def _follow_watches(self) -> None:
-        """Refresh the watch index when any web process changed its watches, and every few seconds."""
-        version = await self.state.watches_version()
+    async def _follow_watches(self, version: int) -> None:
+        """Refresh the watch index when any web process changed its watches (the registry's version
+        moved past `version`, the one read before the index was), and every few seconds."""
         last_refresh = time.monotonic()
         while True:
             await asyncio.sleep(WATCH_POLL_SECONDS)

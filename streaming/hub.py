@@ -7,7 +7,6 @@ registry) which symbols each organisation follows, and keeps this process's stre
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -18,6 +17,8 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
+
+from core.tasks import cancel_until_done, where
 
 from .access import plan_limits
 from .groups import control_group, quotes_group
@@ -69,10 +70,9 @@ class Room:
             await self.hub.layer.group_add(group, self.channel)
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        if self.task is not None and await cancel_until_done([self.task], CLOSE_WAIT_SECONDS):
+            logger.warning("room %s: its reader still runs %s s after its cancellation", self.schema,
+                           CLOSE_WAIT_SECONDS)  # fmt: skip
         for group in (quotes_group(self.schema), control_group(self.schema)):
             await self.hub.layer.group_discard(group, self.channel)
 
@@ -187,14 +187,10 @@ class StreamHub:
 
     async def close(self) -> None:
         """Stop the hub's tasks and leave every group (process shutdown, tests)."""
-        tasks = [*self._tasks, *self._spawned]
-        for task in tasks:
-            task.cancel()
-        # A task cancelled in the middle of a Redis call can take a while to unwind; the hub's close
-        # (process shutdown, tests) does not wait for it beyond a few seconds.
-        _, stuck = await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECONDS) if tasks else (set(), set())
+        # The hub's close (process shutdown, tests) does not wait beyond a few seconds.
+        stuck = await cancel_until_done([*self._tasks, *self._spawned], CLOSE_WAIT_SECONDS)
         for task in stuck:
-            logger.warning("hub task %s did not stop within %s s", task.get_name(), CLOSE_WAIT_SECONDS)
+            logger.warning("hub task still running %s s after its cancellation: %s", CLOSE_WAIT_SECONDS, where(task))
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()

@@ -21,6 +21,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from core.tasks import cancel_until_done
 from streaming.quotes import Quote
 
 from .base import MarketDataProvider, ProviderStatus
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 1000  # batches waiting for the feed; beyond it the oldest are dropped (quotes are conflated anyway)
 WARN_EVERY_SECONDS = 10.0
+STOP_WAIT_SECONDS = 2.0  # the connection task's close (a websocket close handshake) is not waited for longer
 
 
 class VendorError(Exception):
@@ -151,10 +153,9 @@ class VendorStreamProvider(MarketDataProvider):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and await cancel_until_done([task], STOP_WAIT_SECONDS):
+            logger.warning("%s: the connection task still runs %s s after its cancellation", self.name,
+                           STOP_WAIT_SECONDS)  # fmt: skip
         self._put(None)
 
     async def subscribe(self, symbols: Iterable[str]) -> None:

@@ -87,4 +87,15 @@ async def alert_in(tenant: Tenant, **fields: Any) -> int:
 
 
 async def engine_ready(engine: AlertEngine) -> None:
-    await until(lambda: engine.ready, 10, "the engine's first evaluation")
+    """The engine leads: its books are seeded (it evaluates what the feed quotes from now on)."""
+    await until(lambda: engine.ready, 10, "the engine's take-over")
+
+
+async def engine_evaluating(engine: AlertEngine) -> None:
+    """The engine leads and has evaluated a quote of its alerts' symbols: the feed quotes them.
+
+    Being ready is not enough for a test that waits for a given crossing: the feed starts quoting a
+    symbol only alerts watch once it has seen the engine's watch (a few hundred ms on a busy machine).
+    """
+    await engine_ready(engine)
+    await until(lambda: engine.index.evaluated, 10, "the engine's first evaluation")

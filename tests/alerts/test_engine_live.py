@@ -30,6 +30,7 @@ from tests.alerts.live import (
     UP_AT_MS,
     Running,
     alert_in,
+    engine_evaluating,
     engine_ready,
     next_crossing,
     now_ms,
@@ -64,6 +65,11 @@ def breakout(path: list[tuple[int, float]], *, after: int) -> tuple[int, float, 
     return None
 
 
+def paths_of(provider: MarketDataProvider, start: int, span_ms: int) -> dict[str, list[tuple[int, float]]]:
+    """The simulated price of each breakout symbol at every millisecond from `start` on."""
+    return {s: [(t, price_at(provider, t, s)) for t in range(start, start + span_ms)] for s in BREAKOUT_SYMBOLS}
+
+
 def events_of(tenant: Tenant, **filters: Any) -> list[AlertEvent]:
     with inside(tenant.organisation):
         return list(AlertEvent.objects.filter(**filters).order_by("quote_ts"))
@@ -75,7 +81,7 @@ async def test_a_replay_crossing_fires_exactly_once_per_cooldown(committed: Comm
     every_second = await alert_in(tenant, name="Every second", cooldown_seconds=1)
     # Nobody streams AAPL: the engine's own watch is what makes the feed quote it.
     _, engine = running.start(replay_provider())
-    await engine_ready(engine)
+    await engine_evaluating(engine)
 
     first = next_crossing(now_ms() + 300, UP_AT_MS)
     second = first + 2000
@@ -105,10 +111,13 @@ async def test_simulated_quotes_fire_where_their_path_first_breaks_out(committed
     # The level: from now on, the reproducible path of one of these symbols goes to a new high (or low)
     # for the first time at `crossing_ts`, 2 s or more from now (the earliest such symbol is taken):
     # the engine must catch it there, and not before.
+    # The paths are worked out on a thread: 80,000 prices on the event loop would stall the feed
+    # itself (seconds on a busy machine), and "2 s from now" is counted from when they are known.
     start = now_ms()
-    paths = {s: [(t, price_at(provider, t, s)) for t in range(start, start + 10_000)] for s in BREAKOUT_SYMBOLS}
-    found = sorted((crossing, s) for s, path in paths.items() if (crossing := breakout(path, after=2000)))
-    assert found, "no symbol breaks out within 10 s"
+    paths = await asyncio.to_thread(paths_of, provider, start, 12_000)
+    after = now_ms() - start + 2000
+    found = sorted((crossing, s) for s, path in paths.items() if (crossing := breakout(path, after=after)))
+    assert found, "no symbol breaks out within 12 s"
     (crossing_ts, level, condition), symbol = found[0]
     before = [p for t, p in paths[symbol] if t < crossing_ts]
     await alert_in(tenant, symbol=symbol, level=Decimal(str(level)), condition=condition)
@@ -129,7 +138,7 @@ async def test_a_failover_in_the_middle_fires_each_crossing_once(committed: Comm
     tenant = await committed.tenant("pro")
     up = await alert_in(tenant, name="Up", cooldown_seconds=3600)
     leader, leader_engine = running.start(replay_provider())
-    await engine_ready(leader_engine)
+    await engine_evaluating(leader_engine)
     _, standby_engine = running.start(replay_provider())
 
     [rose] = await until(lambda: events_of(tenant, alert_id=up), 5, "the leader's event")
@@ -190,7 +199,7 @@ async def test_a_fired_alert_reaches_dashboards_and_the_members_who_chose_e_mail
     channel = await layer.new_channel()
     await layer.group_add(control_group(tenant.schema), channel)
     _, engine = running.start(replay_provider())
-    await engine_ready(engine)
+    await engine_evaluating(engine)
     crossing = next_crossing(now_ms() + 300, UP_AT_MS)
 
     async with asyncio.timeout(crossing / 1000 - time.time() + 6):
@@ -217,7 +226,7 @@ async def test_a_delayed_plan_fires_on_delayed_quotes(committed: Committed, runn
     # Delayed quotes come once a second: a 4-second period has two of them on each side of every crossing.
     provider = replay_provider(period_ms=4000)
     _, engine = running.start(provider)
-    await engine_ready(engine)
+    await engine_evaluating(engine)
 
     await until(lambda: events_of(tenant), 12, "the delayed event")
 
