@@ -8,22 +8,18 @@ with bounded waits.
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from types import FrameType
 
-from bench import environment, report
+from bench import report
 from bench.config import Config, parse
-from bench.processes import ROOT, Controlled, python_module
 from bench.report import Results
-from bench.runner import Harness, max_streams_needed, run_system
-from bench.systems import Context, System
+from bench.runner import max_streams_needed, run_system
+from bench.session import context_start, harness_start, interrupt_on_signals
+from bench.systems import System
 from bench.tenants import (
     Organisations,
     WidgetTenant,
@@ -36,23 +32,6 @@ from bench.widget import ORIGIN, run_widget, widget_symbols
 from bench.workload import streams_plan
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # Further signals are ignored: the clean-up that follows has bounded waits of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def django_setup(context: Context) -> None:
-    """This process's Django: the product's settings and environment (bench.setup_settings)."""
-    from bench.systems.tickerdeck import product_environment
-
-    os.environ.update({**product_environment(context), "DJANGO_SETTINGS_MODULE": "bench.setup_settings"})
-    import django
-
-    django.setup()
-
-
 def systems_for(config: Config, organisations: Organisations) -> list[System]:
     from bench.systems.naive import Naive
     from bench.systems.raw import Raw
@@ -63,20 +42,9 @@ def systems_for(config: Config, organisations: Organisations) -> list[System]:
 
 
 def run(config: Config, results: Results, stack: ExitStack) -> None:
-    run_id = secrets.token_hex(4)
-    log_dir = ROOT / "artifacts" / "bench" / run_id
-    log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run {run_id}: logs in {log_dir.relative_to(ROOT)}")
-    database_url, redis_url, services = environment.services_find(config.database_url, config.redis_url)
-    stack.callback(lambda: services)  # keeps embedded servers alive until the end
-    prefix = f"bench:{run_id}:"
-    context = Context(run_id, redis_url, database_url, prefix + "ticks", prefix, log_dir, secrets.token_urlsafe(50))
-    stack.callback(lambda: print(f"  removed {environment.redis_keys_remove(redis_url, prefix)} Redis keys"))
-    django_setup(context)
-    if not config.skip_bootstrap:
-        print("Setting up the bench database (manage.py bootstrap)…", flush=True)
-        product = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.prod")
-        environment.bootstrap(product, log_dir / "bootstrap.log")
+    context = context_start(label="", database_url=config.database_url, redis_url=config.redis_url,
+                            skip_bootstrap=config.skip_bootstrap, stack=stack)  # fmt: skip
+    run_id = context.run_id
     symbols = directory_symbols(config.symbols)
     if len(symbols) < config.symbols:
         raise RuntimeError(f"the symbol directory has {len(symbols)} symbols, not {config.symbols}: run bootstrap")
@@ -93,12 +61,7 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
                                       symbols=widget_symbols(symbols, config.widget_symbols, config.seed))  # fmt: skip
         print(f"Created the widget {widget.public_id} of {widget.slug} ({len(widget.symbols)} symbols, room for "
               f"{widget.max_widget_viewers} viewers)")  # fmt: skip
-    env = dict(os.environ)
-    publish = python_module("bench.publisher", "--redis-url", redis_url, "--channel", context.channel,
-                            "--symbols", ",".join(symbols), "--seed", str(config.seed))  # fmt: skip
-    publisher = Controlled("publisher", publish, env, log_dir).stopped_by(stack)
-    client = Controlled("client", python_module("bench.client"), env, log_dir).stopped_by(stack)
-    harness = Harness(config, context, client, publisher, environment.redis_process(redis_url), len(symbols), results)
+    harness = harness_start(config, context, symbols, results, stack)
     workloads = {n: streams_plan(n, organisations=config.organisations, symbols=symbols, seed=config.seed)
                  for n in config.connections}  # fmt: skip
     print("\n  " + report.table_header())
@@ -113,8 +76,7 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    interrupt_on_signals()
     started = time.monotonic()
     results = Results(datetime.now(UTC).isoformat(timespec="seconds"), config.as_json())
     try:
@@ -130,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in [*results.runs, *results.widget["steps"]]:
         print("  " + report.table_line(row))
     report.print_summary(document)
+    report.print_pace(document["pace"])
     print(f"\nWrote {config.output} in {time.monotonic() - started:.0f} s")
     return 0 if results.completed else 1
 

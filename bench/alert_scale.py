@@ -37,8 +37,6 @@ import argparse
 import itertools
 import os
 import random
-import secrets
-import signal
 import statistics
 import sys
 import time
@@ -55,13 +53,13 @@ import psutil
 import redis
 
 from bench import config as bench_config
-from bench import environment, report
-from bench.__main__ import _interrupt, django_setup
-from bench.processes import ROOT, Controlled, python_module
+from bench import report
+from bench.processes import ROOT
 from bench.publisher import Market
 from bench.report import Results
 from bench.runner import Harness, Opened, Window, max_streams_needed, open_streams, rss_mb
-from bench.systems import Context, Running
+from bench.session import context_start, harness_start, interrupt_on_signals
+from bench.systems import Running
 from bench.systems.tickerdeck import Tickerdeck
 from bench.tenants import Organisations, directory_symbols, organisations_create, organisations_remove
 from bench.workload import streams_plan
@@ -458,35 +456,6 @@ def summary(outcome: Outcome) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def services(c: AlertConfig, stack: ExitStack) -> Context:
-    """PostgreSQL and Redis as `make bench` finds them, this run's namespace, Django set up, the database ready."""
-    run_id = secrets.token_hex(4)
-    log_dir = ROOT / "artifacts" / "bench" / f"alerts-{run_id}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run {run_id}: logs in {log_dir.relative_to(ROOT)}")
-    database_url, redis_url, found = environment.services_find(c.database_url, c.redis_url)
-    stack.callback(lambda: found)  # keeps embedded servers alive until the end
-    prefix = f"bench:{run_id}:"
-    context = Context(run_id, redis_url, database_url, prefix + "ticks", prefix, log_dir, secrets.token_urlsafe(50))
-    stack.callback(lambda: print(f"  removed {environment.redis_keys_remove(redis_url, prefix)} Redis keys"))
-    django_setup(context)
-    if not c.skip_bootstrap:
-        print("Setting up the bench database (manage.py bootstrap)…", flush=True)
-        product = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.prod")
-        environment.bootstrap(product, log_dir / "bootstrap.log")
-    return context
-
-
-def harness_start(c: AlertConfig, context: Context, symbols: list[str], results: Results, stack: ExitStack) -> Harness:
-    env = dict(os.environ)
-    publish = python_module("bench.publisher", "--redis-url", context.redis_url, "--channel", context.channel,
-                            "--symbols", ",".join(symbols), "--seed", str(c.seed))  # fmt: skip
-    publisher = Controlled("publisher", publish, env, context.log_dir).stopped_by(stack)
-    client = Controlled("client", python_module("bench.client"), env, context.log_dir).stopped_by(stack)
-    redis_ps = environment.redis_process(context.redis_url)
-    return Harness(c.streams(), context, client, publisher, redis_ps, len(symbols), results)
-
-
 def alerts_add(c: AlertConfig, outcome: Outcome, prices: dict[str, LastQuote], schemas: list[str],
                symbols: list[str], sentinel: str) -> None:  # fmt: skip
     """Insert every organisation's alerts around the feed's last prices."""
@@ -587,7 +556,8 @@ def fired_count(outcome: Outcome, schemas: list[str]) -> None:
 
 
 def run(c: AlertConfig, outcome: Outcome, stack: ExitStack) -> None:
-    context = services(c, stack)
+    context = context_start(label="alerts-", database_url=c.database_url, redis_url=c.redis_url,
+                            skip_bootstrap=c.skip_bootstrap, stack=stack)  # fmt: skip
     symbols = directory_symbols(c.symbols + 2)
     if len(symbols) < c.symbols + 2:
         raise RuntimeError(f"the symbol directory has {len(symbols)} symbols, not {c.symbols + 2}: run bootstrap")
@@ -598,7 +568,7 @@ def run(c: AlertConfig, outcome: Outcome, stack: ExitStack) -> None:
     outcome.figures.update({"organisations": c.organisations, "alerts_per_organisation": c.alerts_per_organisation,
                             "setup": {"organisations_seconds": round(seconds, 1)}})  # fmt: skip
     print(f"Created {c.organisations:,} organisations in {seconds:.1f} s", flush=True)
-    h = harness_start(c, context, symbols, outcome.results, stack)
+    h = harness_start(c.streams(), context, symbols, outcome.results, stack)
     prices = measured(h, c, outcome, created, symbols, sentinels)
     alone, loaded = load_alone(schemas_of(created))
     outcome.figures["load"]["alone_seconds"] = round(alone, 4)
@@ -648,8 +618,7 @@ def summary_lines(document: dict[str, Any]) -> Iterator[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     c = parse(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    interrupt_on_signals()
     started = time.monotonic()
     outcome = Outcome(c, datetime.now(UTC).isoformat(timespec="seconds"), Results("", c.as_json()))
     try:

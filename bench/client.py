@@ -15,6 +15,7 @@ Commands:
   "all"|"fast"|"slow": tally, "open", "closed", "slow_closed"} (the answer comes after the grace)
 - `throttle {"factor"}`: slow connections read `factor` times fewer frames than in the last window
   (null: full speed again) → {"throttled", "fps_min", "fps_max"}
+- `pace {"max_per_second"}`: every connection sends `{"action":"throttle","max_per_second":N}` → {"paced"}
 - `close_all` → {"closed"}
 - `http {"port", "method", "host", "path", "headers", "requests", "concurrency", "request_timeout"}`: that many
   requests on keep-alive connections (bench.httpload) → {"succeeded", "errors": {kind: count}, "seconds",
@@ -108,6 +109,14 @@ class LoadClient:
                 rates.append(fps or 0.0)
         return {"throttled": len(rates), "fps_min": min(rates, default=None), "fps_max": max(rates, default=None)}
 
+    async def pace(self, command: wire.Message) -> wire.Message:
+        action = f'{{"action":"throttle","max_per_second":{int(command["max_per_second"])}}}'
+        paced = [c for c in self.connections if c.open]
+        for connection in paced:
+            connection.send_text(action)
+        await asyncio.sleep(0.1)  # let the messages go out
+        return {"paced": len(paced)}
+
     async def close_all(self, command: wire.Message) -> wire.Message:
         closing, self.connections, self.rates = self.connections, [], {}
         for connection in closing:
@@ -128,7 +137,7 @@ class LoadClient:
 async def main() -> None:
     client = LoadClient()
     await wire.serve({"open": client.open, "measure": client.measure, "throttle": client.throttle,
-                      "close_all": client.close_all, "http": client.http})  # fmt: skip
+                      "pace": client.pace, "close_all": client.close_all, "http": client.http})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
               "seconds": 1.5, "slow_seconds": 3.0, "widget_viewers": 300, "token_requests": 500},
 }  # fmt: skip
 WIDGET_QUOTES = [1.0, 2.0, 4.0, 8.0]  # quotes/s each widget viewer is sent, step by step
+PACE_TICKS = [2.0, 5.0]  # ticks/s of each symbol in the pace scenario: above the paced 1 a second
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Config:
     widget_quotes: list[float]  # quotes per second per viewer at each step
     token_requests: int
     token_concurrency: int
+    pace_symbols: int  # the most followed symbols ticked in the pace scenario (0: no pace scenario)
+    pace_ticks: list[float]  # ticks/s of each of those symbols, step by step
+    pace_max: int  # the throttle every connection then asks for (updates per second per symbol)
     output: Path
     database_url: str | None
     redis_url: str | None
@@ -93,6 +97,11 @@ def parse(argv: Sequence[str] | None = None) -> Config:
                         help="quotes/s per viewer at each step (comma-separated)")  # fmt: skip
     widget.add_argument("--token-requests", type=int, help="POSTs to the widget's token endpoint")
     widget.add_argument("--token-concurrency", type=int, default=50, help="token requests in flight")
+    pace = parser.add_argument_group("pace scenario (tickerdeck at the largest count; --pace-symbols 0: none)")
+    pace.add_argument("--pace-symbols", type=int, default=20, help="the most followed symbols that tick")
+    pace.add_argument("--pace-ticks", type=_numbers(float), default=PACE_TICKS,
+                      help="ticks/s of each of those symbols, at each step (comma-separated)")  # fmt: skip
+    pace.add_argument("--pace-max", type=int, default=1, help="max_per_second of every connection's throttle")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--database-url", help="use this database as it is (default: tickerdeck_bench)")
     parser.add_argument("--redis-url")
@@ -108,4 +117,7 @@ def parse(argv: Sequence[str] | None = None) -> Config:
             args["widget_quotes"] and args["token_requests"] > 0 and args["token_concurrency"] > 0
             and 0 < args["widget_symbols"] <= args["symbols"])):  # fmt: skip
         parser.error("a widget scenario needs quotes per viewer, token requests, concurrency and symbols")
+    if args["pace_symbols"] < 0 or (args["pace_symbols"] and not (
+            args["pace_ticks"] and min(args["pace_ticks"]) > 0 and 1 <= args["pace_max"] <= 50)):  # fmt: skip
+        parser.error("a pace scenario needs ticks per symbol above 0 and a pace from 1 to 50")
     return Config(**args)

@@ -118,6 +118,7 @@ class Results:
     opens: list[Row] = field(default_factory=list)  # per system × connections: connects/s, idle memory
     slow_reader: Row | None = None
     widget: dict[str, Any] = field(default_factory=widget_empty)  # bench.widget fills it in
+    pace: dict[str, Any] | None = None  # bench.runner.pace_saving: without and with a viewer-chosen pace
     notes: list[str] = field(default_factory=list)
     completed: bool = False
 
@@ -161,6 +162,7 @@ class Results:
                 "viewers": self.widget["viewers"],
                 **{name: self.widget[section][key] for name, (section, key) in WIDGET_SUMMARY.items()},
             },
+            "pace": self.pace["saving"] if self.pace else None,
             "notes": self.notes,
         }
 
@@ -178,7 +180,7 @@ class Results:
         summary = self.summary(systems, connections)
         return {"started_at": self.started_at, "completed": self.completed, "machine": machine,
                 "config": self.config, "runs": self.runs, "opens": self.opens, "widget": self.widget,
-                "summary": summary}  # fmt: skip
+                "pace": self.pace, "summary": summary}  # fmt: skip
 
 
 def write(document: dict[str, Any], path: Path) -> None:
@@ -221,6 +223,19 @@ def print_summary(document: dict[str, Any]) -> None:
               f"p50 {_number(widget['token_p50_ms'])} ms, p99 {_number(widget['token_p99_ms'])} ms, "
               f"{widget['token_ok']} ok, errors {widget['token_errors']}, "
               f"{_number(widget['token_server_cpu_ms_per_request'])} ms of server CPU each")  # fmt: skip
+
+
+def print_pace(pace: dict[str, Any] | None) -> None:
+    if pace is None:
+        return
+    print(f"  pace, {pace['connections']} connections, {pace['symbols']} symbols, max_per_second "
+          f"{pace['max_per_second']}:")  # fmt: skip
+    for saving in pace["saving"]:
+        pairs = ("server_cpu_pct", "web_cpu_pct", "frames_per_s", "p99_ms")
+        server, web, frames, p99 = (" -> ".join(map(_number, saving[name])) for name in pairs)
+        print(f"    {_number(saving['ticks_per_symbol_per_s'])} ticks/s per symbol: server CPU {server} % (saved "
+              f"{_number(saving['server_cpu_saved_pct'])} %), web process {web} % (saved "
+              f"{_number(saving['web_cpu_saved_pct'])} %), frames/s {frames}, p99 {p99} ms")  # fmt: skip
 
 
 def _number(value: Any) -> str:

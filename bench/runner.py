@@ -82,7 +82,7 @@ class Window:
     def __init__(self, harness: Harness, running: Running) -> None:
         self.harness, self.running = harness, running
         redis = [harness.redis] if harness.redis else []
-        self._sources = {"server": running.processes, "redis": redis}
+        self._sources = {"server": running.processes, "web": [running.web], "redis": redis}
 
     def measure(self, seconds: float, then: Callable[[], object] = lambda: None) -> dict[str, Any]:
         h, grace = self.harness, max(self.harness.config.warmup, MIN_GRACE_SECONDS)
@@ -232,8 +232,59 @@ def slow_readers(h: Harness, running: Running, opened: Opened, rows: list[Row]) 
     }  # fmt: skip
 
 
+def pace_saving(h: Harness, running: Running, opened: Opened) -> dict[str, Any]:
+    """What a viewer-chosen pace saves: the same ticks without, then with, every connection's throttle.
+
+    The publisher ticks only the most followed symbols, each several times a second (a pace of one
+    update a second matters only for a symbol that ticks faster); the windows are measured first
+    with no throttle, then after every client sent `{"action":"throttle","max_per_second":N}` (a
+    throttle is not lifted, so this comes last on an open system).
+    """
+    c = h.config
+    followers = Counter(symbol for stream in opened.streams for symbol in stream.symbols)
+    hot = [symbol for symbol, _ in followers.most_common(c.pace_symbols)]
+    print(f"  pace: {len(hot)} most followed symbols, {', '.join(map(str, c.pace_ticks))} ticks/s each; "
+          f"without, then with max_per_second {c.pace_max}")  # fmt: skip
+    time.sleep(RECOVER_SECONDS)
+    h.publisher.request("focus", symbols=hot)
+    window, steps = Window(h, running), []
+    try:
+        for paced in (None, c.pace_max):
+            if paced is not None:
+                h.client.request("pace", max_per_second=paced)
+            for per_symbol in c.pace_ticks:
+                h.publisher.request("rate", rate=per_symbol * len(hot))
+                time.sleep(c.warmup)
+                result = window.measure(c.seconds)
+                row = {**step_row("tickerdeck", opened, c.organisations, result), "pace_max_per_second": paced,
+                       "ticks_per_symbol_per_s": per_symbol,
+                       "web_cpu_pct": round(result["web_cpu_pct"], 1)}  # fmt: skip
+                print(f"  {'paced' if paced else 'full'} {report.table_line(row)}", flush=True)
+                steps.append(row)
+    finally:
+        h.publisher.request("rate", rate=0)
+        h.publisher.request("focus", symbols=None)
+    return {"connections": opened.planned, "symbols": len(hot), "max_per_second": c.pace_max, "steps": steps,
+            "saving": [pace_compare(steps, per_symbol, c.pace_max) for per_symbol in c.pace_ticks]}  # fmt: skip
+
+
+def pace_compare(steps: list[Row], per_symbol: float, paced: int) -> dict[str, Any]:
+    """One tick rate, without and with the pace: server (and web process) CPU, frames and quotes, the saving."""
+    full, slow = (next(r for r in steps if r["ticks_per_symbol_per_s"] == per_symbol
+                       and r["pace_max_per_second"] == pace) for pace in (None, paced))  # fmt: skip
+
+    def saved(name: str) -> float | None:
+        return round(100 * (1 - slow[name] / full[name]), 1) if full[name] else None
+
+    return {"ticks_per_symbol_per_s": per_symbol, "server_cpu_pct": [full["server_cpu_pct"], slow["server_cpu_pct"]],
+            "web_cpu_pct": [full["web_cpu_pct"], slow["web_cpu_pct"]], "server_cpu_saved_pct": saved("server_cpu_pct"),
+            "web_cpu_saved_pct": saved("web_cpu_pct"), "frames_per_s": [full["frames_per_s"], slow["frames_per_s"]],
+            "quotes_per_s": [full["delivered_ticks_per_s"], slow["delivered_ticks_per_s"]],
+            "p99_ms": [full["p99_ms"], slow["p99_ms"]]}  # fmt: skip
+
+
 def run_system(h: Harness, system: System, workloads: dict[int, list[Stream]]) -> None:
-    primary = h.config.connections[0]
+    primary, largest = h.config.connections[0], max(h.config.connections)
     for count, streams in workloads.items():
         print(f"\n{system.name}, {count} connections over {h.config.organisations} organisations:", flush=True)
         try:
@@ -242,6 +293,8 @@ def run_system(h: Harness, system: System, workloads: dict[int, list[Stream]]) -
                 rows = ramp(h, system, running, opened)
                 if system.name == "tickerdeck" and count == primary:
                     h.results.slow_reader = slow_readers(h, running, opened, rows)
+                if system.name == "tickerdeck" and count == largest and h.config.pace_symbols:
+                    h.results.pace = pace_saving(h, running, opened)
                 h.client.request("close_all")
                 time.sleep(DRAIN_SECONDS)
         except ChildError as exc:

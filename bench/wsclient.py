@@ -233,12 +233,19 @@ class Connection(asyncio.Protocol):
 
     # -- writing -----------------------------------------------------------------------------
     def _send(self, opcode: int, payload: bytes) -> None:
-        """A masked frame, as a client must send (control frames only: payload < 126 bytes)."""
+        """A masked frame, as a client must send (short payloads only: < 126 bytes)."""
         if self._transport is None or self._transport.is_closing():
             return
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self._transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+    def send_text(self, text: str) -> None:
+        """A short client message (an action of the protocol: under 126 bytes)."""
+        payload = text.encode()
+        if len(payload) >= 126:
+            raise ValueError(f"a message of {len(payload)} bytes: short messages only")
+        self._send(OP_TEXT, payload)
 
     def close(self, code: int = 1000) -> None:
         if self.close_code is None:

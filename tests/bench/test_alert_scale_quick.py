@@ -4,10 +4,6 @@ Nothing here asserts speed: only that the figures are there and sane (quotes pub
 every alert loaded by the feed's engine and by the bench alone, firings counted, everything removed).
 """
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +12,7 @@ import pytest
 
 from billing.models import Plan
 from tenants.models import Organisation
-from tests import live
+from tests.bench.runs import bench_run
 from tests.streaming import live_support
 
 pytestmark = pytest.mark.live
@@ -43,11 +39,11 @@ def test_the_alert_bench_measures_the_feed_without_and_with_alerts(
     db: None, django_db_blocker: Any, tmp_path: Path
 ) -> None:
     output_path = tmp_path / "alerts.json"
-    output = run_alert_bench(
+    output = bench_run(
+        "bench.alert_scale", output_path,
         "--quick", "--organisations", str(ORGANISATIONS), "--alerts-per-organisation",
         str(ALERTS_PER_ORGANISATION), "--connections", "10", "--stream-organisations", "2", "--rate", "400",
-        "--seconds", "1", "--warmup", "0.5", "--replay-quotes", "2000", "--output", str(output_path),
-        "--database-url", live.test_database_url(), "--skip-bootstrap",
+        "--seconds", "1", "--warmup", "0.5", "--replay-quotes", "2000", within=BENCH_SECONDS,
     )  # fmt: skip
     document = orjson.loads(output_path.read_bytes())
 
@@ -88,17 +84,3 @@ def test_the_alert_bench_measures_the_feed_without_and_with_alerts(
     with django_db_blocker.unblock():  # it removed what it created
         assert not Organisation.objects.filter(slug__startswith="bench").exists()
         assert not Plan.objects.filter(slug__startswith="bench-").exists()
-
-
-def run_alert_bench(*args: str) -> str:
-    """`python -m bench.alert_scale ARGS`; on a timeout it gets SIGTERM first, so it removes what it made."""
-    bench = subprocess.Popen([sys.executable, "-m", "bench.alert_scale", *args], cwd=live.ROOT, env=dict(os.environ),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        output, _ = bench.communicate(timeout=BENCH_SECONDS)
-    except subprocess.TimeoutExpired:
-        bench.send_signal(signal.SIGTERM)
-        output, _ = bench.communicate(timeout=60)
-        pytest.fail(f"the alert bench ran over {BENCH_SECONDS} s:\n{output}")
-    assert bench.returncode == 0, output
-    return output

@@ -3,10 +3,6 @@
 Nothing here asserts speed: only that every figure is there and sane (counts, ratios, order of percentiles).
 """
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +11,7 @@ import pytest
 
 from billing.models import Plan
 from tenants.models import Organisation
-from tests import live
+from tests.bench.runs import bench_run
 from tests.streaming import live_support
 
 pytestmark = pytest.mark.live
@@ -46,29 +42,16 @@ WIDGET_SUMMARY_FIELDS = {"viewers", "opened", "connects_per_s", "connect_p99_ms"
 BENCH_SECONDS = 180
 
 
-def run_bench(*args: str) -> str:
-    """`python -m bench ARGS`; on a timeout it gets SIGTERM first, so it stops what it started."""
-    bench = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=live.ROOT, env=dict(os.environ),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        output, _ = bench.communicate(timeout=BENCH_SECONDS)
-    except subprocess.TimeoutExpired:
-        bench.send_signal(signal.SIGTERM)
-        output, _ = bench.communicate(timeout=60)
-        pytest.fail(f"the bench ran over {BENCH_SECONDS} s:\n{output}")
-    assert bench.returncode == 0, output
-    return output
-
-
 def test_the_bench_measures_every_system_and_writes_every_field(
     db: None, django_db_blocker: Any, tmp_path: Path
 ) -> None:
     output_path = tmp_path / "latest.json"
-    output = run_bench(
+    output = bench_run(
+        "bench", output_path,
         "--connections", "20", "--organisations", "2", "--rates", "20,40", "--warmup", "0.5", "--seconds", "1",
-        "--slow-seconds", "1", "--output", str(output_path), "--database-url", live.test_database_url(),
-        "--skip-bootstrap", "--widget-viewers", str(WIDGET_VIEWERS), "--token-requests", str(TOKEN_REQUESTS),
-        "--token-concurrency", "10", "--widget-quotes", "2",
+        "--slow-seconds", "1", "--widget-viewers", str(WIDGET_VIEWERS), "--token-requests", str(TOKEN_REQUESTS),
+        "--token-concurrency", "10", "--widget-quotes", "2", "--pace-symbols", "5", "--pace-ticks", "4",
+        within=BENCH_SECONDS,
     )  # fmt: skip
     document = orjson.loads(output_path.read_bytes())
 
@@ -89,9 +72,25 @@ def test_the_bench_measures_every_system_and_writes_every_field(
     assert set(summary["slow_reader"]) >= SLOW_READER_FIELDS
     assert summary["slow_reader"]["slow_clients"] == 1  # every 20th stream
     widget_figures_check(document, output)
+    pace_figures_check(document, output)
     with django_db_blocker.unblock():  # it removed what it created
         assert not Organisation.objects.filter(slug__startswith="bench").exists()
         assert not Plan.objects.filter(slug__startswith="bench-").exists()
+
+
+def pace_figures_check(document: dict[str, Any], output: str) -> None:
+    """The pace scenario: the same ticks without, then with, every connection's throttle (which holds quotes back)."""
+    pace = document["pace"]
+    assert (pace["connections"], pace["symbols"], pace["max_per_second"]) == (20, 5, 1)
+    assert [(r["ticks_per_symbol_per_s"], r["pace_max_per_second"]) for r in pace["steps"]] == [(4, None), (4, 1)]
+    assert all(set(row) >= RUN_FIELDS | {"web_cpu_pct"} for row in pace["steps"])
+    [saving] = document["summary"]["pace"]
+    assert saving == pace["saving"][0]
+    full, paced = saving["quotes_per_s"]
+    assert full > 0, output
+    assert paced < full, "at 4 ticks/s per symbol, one update a second per symbol sends fewer quotes"
+    assert saving["server_cpu_saved_pct"] is not None
+    assert saving["web_cpu_saved_pct"] is not None
 
 
 def widget_figures_check(document: dict[str, Any], output: str) -> None:
