@@ -111,11 +111,20 @@ class ConflatingSender:
         self._min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
 
     def offer(self, symbol: str, encoded: bytes) -> None:
-        """Queue a quote, replacing any unsent one of the same symbol; it leaves at the next tick
-        (a throttled symbol: once it is due; until then the hold timer wakes the sender, not each quote)."""
+        """Queue a quote, replacing any unsent one of the same symbol; it leaves at the next tick.
+
+        A throttled symbol that is not due yet waits for the hold timer, which wakes the sender when
+        the earliest held symbol is due: a quote that cannot leave costs no wake-up of the sender
+        (most quotes of a fast symbol at one update a second, and a wake-up costs what a frame does).
+        """
         self._pending[symbol] = encoded
-        if self._hold_timer is not None and not self._symbol_due(symbol, asyncio.get_running_loop().time()):
-            return
+        if self._min_interval:
+            last = self._last_sent.get(symbol)
+            if last is not None:
+                due_at = last + self._min_interval
+                if asyncio.get_running_loop().time() < due_at:
+                    self._hold_until(due_at)
+                    return
         if not self._scheduled:
             self._scheduled = True
             self._clock.schedule(self)
@@ -129,6 +138,15 @@ class ConflatingSender:
     def _symbol_due(self, symbol: str, now: float) -> bool:
         last = self._last_sent.get(symbol)
         return last is None or now - last >= self._min_interval
+
+    def _hold_until(self, due_at: float) -> None:
+        """Wake the sender at `due_at`, unless the hold timer already wakes it earlier."""
+        timer = self._hold_timer
+        if timer is not None:
+            if timer.when() <= due_at:
+                return
+            timer.cancel()
+        self._hold_timer = asyncio.get_running_loop().call_at(due_at, self._hold_expired)
 
     def _hold_expired(self) -> None:
         self._hold_timer = None
@@ -203,9 +221,8 @@ class ConflatingSender:
         quotes = [self._pending.pop(symbol) for symbol in due]
         for symbol in due:
             self._last_sent[symbol] = now
-        if self._pending and self._hold_timer is None:
-            wake_at = min(self._last_sent[s] for s in self._pending) + self._min_interval
-            self._hold_timer = asyncio.get_running_loop().call_at(wake_at, self._hold_expired)
+        if self._pending:
+            self._hold_until(min(self._last_sent[s] for s in self._pending) + self._min_interval)
         return quotes
 
     async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:

@@ -305,3 +305,34 @@ async def test_throttle_off_again_sends_at_every_tick(sender: ConflatingSender, 
         sender.offer("AAPL", encoded("AAPL", n))
         await until(socket, frames_sent(socket, n + 1))
     assert [frame["quotes"][0]["n"] for frame in socket.decoded()] == [0, 1, 2, 3, 4]
+
+
+class CountingClock(SendClock):
+    """The frame tick, counting the senders it is asked to wake."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.scheduled = 0
+
+    def schedule(self, sender: ConflatingSender) -> None:
+        self.scheduled += 1
+        super().schedule(sender)
+
+
+async def test_a_throttled_quote_that_cannot_leave_yet_does_not_wake_the_sender(socket: Socket) -> None:
+    clock = CountingClock()
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock)
+    sender.throttle(1)
+    sender.start()
+    try:
+        sender.offer("AAPL", encoded("AAPL", 0))
+        await until(socket, frames_sent(socket, 1))
+        for n in range(1, 101):  # 100 quotes within the next half second: none may leave before 1 s
+            sender.offer("AAPL", encoded("AAPL", n))
+            await asyncio.sleep(0.005)
+        assert clock.scheduled == 1, "only the first quote woke the sender"
+        await until(socket, frames_sent(socket, 2), within=1.5)  # the hold timer, once AAPL is due
+    finally:
+        await sender.stop()
+
+    assert [frame["quotes"][0]["n"] for frame in socket.decoded()] == [0, 100]
