@@ -37,3 +37,11 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))  # noqa: F405
 WHITENOISE_USE_FINDERS = False
+# Hashed, compressed static files (far-future caching) once they are collected: the image built by
+# docker/Dockerfile collects them and turns this on. Without a collectstatic run a hashed name
+# cannot be computed and pages would fail, hence off by default.
+if env.bool("STATIC_FILES_HASHED", default=False):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
