@@ -85,6 +85,7 @@ WSGI_APPLICATION = None
 # ---------------------------------------------------------------------------------------------
 SHARED_APPS = [
     "django_tenants",
+    "django_guid",
     "tenants",
     "accounts",
     "billing",
@@ -121,6 +122,8 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    # A request id for the logs: the proxy's X-Request-ID when it is a UUID, else a new one; returned.
+    "django_guid.middleware.guid_middleware",
     "core.middleware.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the tenant middleware, so the pages it renders itself (unknown organisation, 503) are covered.
@@ -297,14 +300,36 @@ USE_TZ = True
 # ---------------------------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",  # nginx: proxy_set_header X-Request-ID $request_id
+    "VALIDATE_GUID": True,  # anything but a UUID from outside is replaced, never logged as it came
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": False,
+    "IGNORE_URLS": ["healthz", "readyz"],
 }
+LOG_FORMATS = ("plain", "json")
+
+
+def logging_config(log_format: str) -> dict[str, Any]:
+    """Console logs, one line per record with its request id: readable text, or JSON for a log pipeline."""
+    fields = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
+    formatters = {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": fields,
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    }  # fmt: skip
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "core.logs.RequestId"}},
+        "formatters": {log_format: formatters[log_format]},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["request_id"]}},
+        "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+        "loggers": {"django.db.backends": {"level": "WARNING"}},
+    }
+
+
+LOGGING = logging_config(env_choice("LOG_FORMAT", LOG_FORMATS, default="plain"))
 
 # ---------------------------------------------------------------------------------------------
 # Stripe (billing issue) and market data

@@ -1,9 +1,11 @@
 """Production: every secret comes from the environment and has no default."""
 
 from .base import *  # noqa: F403
-from .base import EMAIL_VERIFICATION_MODES, email_settings, env, env_choice, env_secret
+from .base import EMAIL_VERIFICATION_MODES, LOG_FORMATS, email_settings, env, env_choice, env_secret, logging_config
 
 DEBUG = False
+# One JSON object per line, with the request id, for a log pipeline (LOG_FORMAT=plain: text).
+LOGGING = logging_config(env_choice("LOG_FORMAT", LOG_FORMATS, default="json"))
 SECRET_KEY = env_secret(
     "SECRET_KEY",
     value_hint="a long random string, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
@@ -45,3 +47,14 @@ if env.bool("STATIC_FILES_HASHED", default=False):
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+
+# Errors to Sentry (or a compatible service) when a DSN is set; no personal data is sent.
+if sentry_dsn := env.str("SENTRY_DSN", default=""):
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=sentry_dsn,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )
