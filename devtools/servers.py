@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
+
 logger = logging.getLogger("devtools")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +80,14 @@ def ensure_database() -> tuple[str, str, Any]:
     host, port = _address("LOCAL_POSTGRES_ADDRESS", "127.0.0.1:5432")
     if port_open(host, port) or (_start_local_postgres(port) and _wait_for_port(host, port, 20)):
         url = f"postgres://{os.environ.get('PGUSER', 'root')}@{host}:{port}/{DATABASE_NAME}"
-        _create_database_if_missing(url)
-        return url, f"local server {host}:{port}", None
+        try:
+            _create_database_if_missing(url)
+        except psycopg.OperationalError as exc:  # a password it wants, a role it lacks, not PostgreSQL at all
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            logger.warning("the PostgreSQL at %s:%s refused us (%s): using an embedded server instead (set "
+                           "DATABASE_URL to use that one)", host, port, first_line)  # fmt: skip
+        else:
+            return url, f"local server {host}:{port}", None
     return _embedded_postgres()
 
 
@@ -103,8 +111,6 @@ def _start_local_postgres(port: int) -> bool:
 
 
 def _create_database_if_missing(url: str) -> None:
-    import psycopg
-
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
@@ -125,8 +131,6 @@ def _embedded_postgres() -> tuple[str, str, Any]:
     # leaves a percent-encoded path in the host part as it is ("%2Ftmp%2F…"), which cannot resolve.
     socket_dir = uri.partition("?")[2].removeprefix("host=")
     url = f"postgres://postgres@/{DATABASE_NAME}?host={quote(socket_dir, safe='/')}"
-    import psycopg
-
     with psycopg.connect(uri, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')

@@ -1,11 +1,15 @@
-"""`python -m devtools run` with no DATABASE_URL and no local server: an embedded PostgreSQL, set up and served."""
+"""`python -m devtools run` with no DATABASE_URL and a local server that refuses us: an embedded PostgreSQL,
+set up and served."""
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,15 +65,36 @@ def _stop_leftovers(run: DevRun) -> None:
 
 
 @pytest.fixture(scope="module")
-def dev_run() -> Iterator[DevRun]:
-    """`python -m devtools run` as `make run` starts it, with every PostgreSQL but the embedded one out of reach."""
+def refusing_server() -> Iterator[int]:
+    """A port where something listens and hangs up at once: a local "PostgreSQL" that refuses every login."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def refuse() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                connection, _ = listener.accept()
+                connection.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def dev_run(refusing_server: int) -> Iterator[DevRun]:
+    """`python -m devtools run` as `make run` starts it, where the local PostgreSQL refuses us."""
     # Under /tmp, not pytest's 0700 tmp tree: as root, pgserver runs postgres as the user `pgserver`,
     # which must traverse the data directory's parents.
     base = Path(tempfile.mkdtemp(prefix="tickerdeck-embedded-", dir="/tmp"))
     data_dir, log = base / "pg", base / "run.log"
-    port, closed_port = free_port(), free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update({"LOCAL_POSTGRES_ADDRESS": f"127.0.0.1:{closed_port}", "EMBEDDED_POSTGRES_DIR": str(data_dir),
+    env.update({"LOCAL_POSTGRES_ADDRESS": f"127.0.0.1:{refusing_server}", "EMBEDDED_POSTGRES_DIR": str(data_dir),
                 "REDIS_URL": "", "PORT": str(port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"})  # fmt: skip
     with log.open("wb") as log_file:
         process = subprocess.Popen(
@@ -92,6 +117,7 @@ def dev_run() -> Iterator[DevRun]:
 
 def test_run_starts_the_embedded_postgres_and_bootstraps_it(dev_run: DevRun) -> None:
     output = dev_run.output()
+    assert "refused us" in output, "the local server's refusal is said, not a crash"
     assert f"PostgreSQL: embedded server in {dev_run.data_dir}" in output
     assert "Redis: none" in output
     assert "Database ready." in output
