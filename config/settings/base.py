@@ -211,17 +211,15 @@ if REDIS_URL:
     # stale group members, and no per-channel capacity silently drops whole messages. Measured with
     # 500 connections (bench/stream_probe.py): p50 8 ms, where the core (list-based) layer queued
     # up to its capacity, at 4-5 s.
+    # CHANNEL_LAYER_URLS: more Redis servers for the layer alone; each channel (an organisation's
+    # groups, a connection's channel) lives on one of them, chosen by a hash of its name.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streaming.layers.PipelinedPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_keepalive": True,
-                        "socket_connect_timeout": 5,
-                        "health_check_interval": 30,
-                    }
+                    {"address": url, "socket_keepalive": True, "socket_connect_timeout": 5, "health_check_interval": 30}
+                    for url in env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
                 ],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="td"),
             },

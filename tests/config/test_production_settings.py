@@ -121,3 +121,15 @@ def test_the_base_domain_and_its_subdomains_still_reach_the_organisation_lookup(
         response = host_client(host).get("/")
 
     assert response.status_code == status  # landing; log-in for a signed-out visitor; the unknown-organisation page
+
+
+def test_channel_layer_urls_spread_the_layer_over_several_redis_servers() -> None:
+    one = production_settings(["CHANNEL_LAYERS"], REDIS_URL="redis://state:6379/0")
+    two = production_settings(["CHANNEL_LAYERS"], REDIS_URL="redis://state:6379/0",
+                              CHANNEL_LAYER_URLS="redis://layer-a:6379/0,redis://layer-b:6379/0")  # fmt: skip
+
+    def addresses(values: dict[str, Any]) -> list[str]:
+        return [host["address"] for host in values["CHANNEL_LAYERS"]["default"]["CONFIG"]["hosts"]]
+
+    assert addresses(one) == ["redis://state:6379/0"]
+    assert addresses(two) == ["redis://layer-a:6379/0", "redis://layer-b:6379/0"]
