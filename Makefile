@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 CHROMIUM := /usr/bin/chromium
-# Both cores (pytest-xdist): about 1,100 tests in 6-11 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
+# Both cores (pytest-xdist): about 1,130 tests in 6-9 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
 .PHONY: run test check lint format setup browser axe clean bench bench-quick bench-alerts
