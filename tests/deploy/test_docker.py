@@ -102,3 +102,10 @@ def test_the_image_installs_no_development_package() -> None:
 
     assert {"django", "channels", "uvicorn", "psycopg"} <= installed
     assert not installed & set(NOT_IN_THE_IMAGE), installed & set(NOT_IN_THE_IMAGE)
+
+
+def test_the_build_copies_no_local_environment_secret_or_cache() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
+
+    assert {".git", ".venv", ".data", "docker/.env", "**/.env", "artifacts", "**/__pycache__"} <= ignored
+    assert "COPY . ." in (DOCKER / "Dockerfile").read_text(), "the context is filtered by .dockerignore alone"
