@@ -208,6 +208,7 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self.sent = 0  # attempts posted by this sender (any outcome)
+        self.failed = 0  # of which got no 2xx answer
 
     def schedule(self, schema: str, delivery_id: int, due: datetime) -> None:
         heapq.heappush(self._heap, _Due(due.timestamp(), schema, delivery_id))
@@ -250,6 +251,7 @@ class WebhookSender:
             elif claim is not None:
                 outcome = await webhook_post(claim, client)
                 self.sent += 1
+                self.failed += not outcome.ok
                 following = await database_sync_to_async(delivery_record, thread_sensitive=False)(
                     schema=due.schema, delivery_id=due.delivery_id, outcome=outcome
                 )

@@ -82,6 +82,11 @@ class AlertEngine:
         self._queued = asyncio.Event()
         self._watch_dirty = asyncio.Event()
 
+    def counts(self) -> dict[str, int]:
+        """Totals for the feed's status (and so /metrics): events fired, webhook attempts posted and failed."""
+        return {"alerts_fired": self.fired, "alert_webhooks_sent": self.sender.sent,
+                "alert_webhooks_failed": self.sender.failed}  # fmt: skip
+
     # -- the observer ------------------------------------------------------------------------------
     def start(self) -> None:
         """Load the index, follow changes and write firings from now on (in every feed process, at start)."""

@@ -8,17 +8,26 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from prometheus_client import Counter
 
+from core.metrics import REGISTRY
 from tenants.middleware import request_membership
 
 from . import gateway
 from .conf import billing_settings
-from .events import stripe_event_process
+from .events import DUPLICATE, stripe_event_process
 from .models import Plan
 from .selectors import organisation_billing_overview, plan_list_public
 from .subscriptions import BillingError, organisation_checkout_start, organisation_portal_start
 
 logger = logging.getLogger(__name__)
+
+STRIPE_WEBHOOKS = Counter(
+    "tickerdeck_stripe_webhooks",
+    "Stripe webhook deliveries by result: processed, duplicate, bad_signature, stripe_unavailable.",
+    ["result"],
+    registry=REGISTRY,
+)
 
 
 def pricing(request: HttpRequest) -> HttpResponse:
@@ -34,6 +43,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         event = gateway.event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except gateway.SignatureError as exc:
         logger.warning("refused a Stripe webhook: %s", exc)
+        STRIPE_WEBHOOKS.labels("bad_signature").inc()
         return JsonResponse(
             {"error": "bad_signature", "message": "The Stripe-Signature does not check out."}, status=400
         )
@@ -42,7 +52,9 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except gateway.GatewayError as exc:
         # Nothing was stored: Stripe retries the delivery later.
         logger.warning("Stripe event %s not processed: %s", event["id"], exc)
+        STRIPE_WEBHOOKS.labels("stripe_unavailable").inc()
         return JsonResponse({"error": "stripe_unavailable", "message": str(exc)}, status=503)
+    STRIPE_WEBHOOKS.labels("duplicate" if outcome == DUPLICATE else "processed").inc()
     return JsonResponse({"received": event["id"], "outcome": outcome})
 
 

@@ -24,6 +24,7 @@ from symbols.selectors import Rejection, symbols_validate
 from .access import Grant, OrganisationRef, plan_limits, stream_access, watchlist_stream_symbols
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
+from .metrics import STREAM_COUNTS
 from .params import StreamParams
 from .protocol import (
     CONNECTION_FAILED,
@@ -92,11 +93,11 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         if "sender" in self.__dict__:
             await self.sender.stop()
         if "hub" in self.__dict__:
-            try:
-                followed = self.subscription.list() if "subscription" in self.__dict__ else []
-                await self.hub.leave(self, followed)
-            except Exception:
-                logger.exception("could not leave the room of %s", self.schema)
+            if "subscription" in self.__dict__:  # it reached start_streaming, so it may be in the room
+                try:
+                    await self.hub.leave(self, self.subscription.list())
+                except Exception:
+                    logger.exception("could not leave the room of %s", self.schema)
             lease, self.lease = self.lease, None
             if lease is not None:
                 try:
@@ -122,6 +123,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(self.lease_refusal(grant.limits))
             return
         await self.accept()
+        STREAM_COUNTS.accepted += 1
         await self.start_streaming(grant)
 
     async def connect_check(self, organisation: OrganisationRef) -> Grant | Refusal:
@@ -203,6 +205,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def refuse(self, refusal: Refusal) -> None:
         self.closing = self.close_sent = True
+        STREAM_COUNTS.refusals[int(refusal.close_code)] += 1
         await self.accept()
         await self.base_send({"type": "websocket.send", "text": self.encode(refusal.message_dict())})
         await self.base_send({"type": "websocket.close", "code": int(refusal.close_code)})
@@ -354,6 +357,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         # Straight to the server's ASGI send: this runs for every frame, the consumer's wrappers add nothing.
         if not self.closing:
             await self.base_send({"type": "websocket.send", "text": text})
+            STREAM_COUNTS.frames_out += 1
 
     async def close_slow(self) -> None:
         """The client stopped reading: free its place at once, then close 4408 when the socket lets us."""
@@ -367,6 +371,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         if self.close_sent:
             return
         self.close_sent = True
+        STREAM_COUNTS.closes[int(refusal.close_code)] += 1
         try:
             async with asyncio.timeout(wait_seconds):
                 await self.base_send({"type": "websocket.send", "text": self.encode(refusal.message_dict())})

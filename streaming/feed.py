@@ -79,6 +79,13 @@ class LeadingObserver(QuoteObserver, Protocol):
     async def lead(self, provider: MarketDataProvider) -> None: ...
 
 
+@runtime_checkable
+class CountingObserver(QuoteObserver, Protocol):
+    """An observer whose totals go into the feed's status (alerts fired, webhooks sent): `counts` is cheap."""
+
+    def counts(self) -> dict[str, int]: ...
+
+
 @dataclass
 class WatchIndex:
     """Who watches what: symbol → organisations, for realtime and for each delay."""
@@ -148,7 +155,8 @@ class Feed:
         self.holder = f"feed-{uuid.uuid4().hex[:12]}"
         self.index = WatchIndex()
         self.buffers: dict[int, DelayBuffer] = {}
-        self.published = 0
+        self.published = 0  # quotes sent to organisations (one per organisation and quote)
+        self.received = 0  # quotes the provider gave
         self.last_publish_ms: int | None = None
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
@@ -260,6 +268,7 @@ class Feed:
     async def _read_live(self) -> None:
         """Collect the provider's quotes, the latest per symbol, until the publisher takes them."""
         async for batch in self.provider.quotes():
+            self.received += len(batch)
             for quote in batch:
                 self._live[quote.symbol] = quote
             self._live_arrived.set()
@@ -349,12 +358,21 @@ class Feed:
                     "error": status.error,
                     "reconnects": status.reconnects,
                     "published": self.published,
+                    "received": self.received,
+                    "counts": self._observer_counts(),
                     "market": self.market.as_dict() if self.market is not None else None,
                     "stored_ms": now_ms(),
                 },
                 STATUS_TTL_MS,
             )
             await asyncio.sleep(STATUS_EVERY_SECONDS)
+
+    def _observer_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for observer in self.observers:
+            if isinstance(observer, CountingObserver):
+                counts.update(observer.counts())
+        return counts
 
     async def _release_delayed(self) -> None:
         while True:
@@ -392,8 +410,10 @@ class Feed:
         for symbol, data in encoded.items():
             for schema in watchers.get(symbol, ()):
                 per_schema[schema].append((symbol, data))
+        published_at = time.time()  # the web processes' delivery latency starts here (see streaming.metrics)
         messages = [
-            (quotes_group(schema), {"type": "quotes.batch", "quotes": quotes}) for schema, quotes in per_schema.items()
+            (quotes_group(schema), {"type": "quotes.batch", "quotes": quotes, "published_at": published_at})
+            for schema, quotes in per_schema.items()
         ]
         await group_send_many(self.layer, messages)
         self.published += sum(len(quotes) for quotes in per_schema.values())

@@ -22,6 +22,7 @@ from core.tasks import cancel_until_done, where
 
 from .access import plan_limits
 from .groups import control_group, quotes_group
+from .metrics import STREAM_COUNTS
 from .sender import SendClock
 from .state import LeaseKind, StreamState, Watch, stream_state
 
@@ -82,7 +83,7 @@ class Room:
         while True:
             message = await self.hub.layer.receive(self.channel)
             if message.get("type") == "quotes.batch":
-                self._fan_out(message["quotes"])
+                self._fan_out(message["quotes"], message.get("published_at") or time.time())
             else:
                 self.hub.spawn(self._control(message))
 
@@ -100,13 +101,16 @@ class Room:
         for connection in list(self.connections):
             self.hub.spawn(control_deliver(connection, message))
 
-    def _fan_out(self, quotes: list[tuple[str, bytes]]) -> None:
+    def _fan_out(self, quotes: list[tuple[str, bytes]], published_at: float) -> None:
+        STREAM_COUNTS.quotes_in += len(quotes)
+        self.hub.clock.batch_published_at = published_at
         by_symbol = self.by_symbol
         for symbol, encoded in quotes:
             for connection in by_symbol.get(symbol, ()):
                 try:
                     connection.offer(symbol, encoded)
                 except Exception:
+                    STREAM_COUNTS.dropped += 1
                     logger.exception("a connection of %s could not take a quote; closing it", self.schema)
                     self.hub.spawn(connection.abort())
 
@@ -294,6 +298,11 @@ async def stream_hub_close() -> None:
     hub = _hubs.pop(asyncio.get_running_loop(), None)
     if hub is not None:
         await hub.close()
+
+
+def stream_hub_running() -> StreamHub | None:
+    """The running event loop's hub if it has one (never creates it)."""
+    return _hubs.get(asyncio.get_running_loop())
 
 
 def stream_hub() -> StreamHub:

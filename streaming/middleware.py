@@ -15,6 +15,7 @@ from django.http.cookie import parse_cookie
 from widgets.origins import request_origin
 
 from .access import organisation_ref_cached, organisation_ref_for_host
+from .metrics import STREAM_COUNTS
 from .params import StreamParams, stream_params_parse
 from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, WIDGET_ORIGIN_MISSING, Refusal
 
@@ -26,6 +27,7 @@ async def websocket_refuse(receive: Any, send: Any, refusal: Refusal) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
         return
+    STREAM_COUNTS.refusals[int(refusal.close_code)] += 1
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.send", "text": orjson.dumps(refusal.message_dict()).decode()})
     await send({"type": "websocket.close", "code": int(refusal.close_code)})

@@ -17,11 +17,13 @@ Every sender of a process shares one SendClock:
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from .metrics import STREAM_COUNTS
 from .quotes import update_frame
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ class SendClock:
     def __init__(self, frame_interval: float) -> None:
         self.frame_interval = frame_interval
         self._due: list[ConflatingSender] = []
+        # When the feed published the batch being fanned out now (wall clock): rooms set it before
+        # offering its quotes, so a sender knows how old the oldest quote it holds is.
+        self.batch_published_at = 0.0
         self._senders: weakref.WeakSet[ConflatingSender] = weakref.WeakSet()
         self._patrol: asyncio.Task[None] | None = None
 
@@ -92,12 +97,15 @@ class ConflatingSender:
         self._min_interval = 0.0  # the throttle: seconds between two quotes of one symbol (0: none)
         self._last_sent: dict[str, float] = {}
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._oldest_published_at = 0.0  # of the quotes pending since the last frame
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
         self._clock.track(self)
 
     async def stop(self) -> None:
+        STREAM_COUNTS.dropped += len(self._pending)
+        self._pending = {}
         self._clock.untrack(self)
         if self._hold_timer is not None:
             self._hold_timer.cancel()
@@ -117,7 +125,12 @@ class ConflatingSender:
         the earliest held symbol is due: a quote that cannot leave costs no wake-up of the sender
         (most quotes of a fast symbol at one update a second, and a wake-up costs what a frame does).
         """
-        self._pending[symbol] = encoded
+        pending = self._pending
+        if not pending:
+            self._oldest_published_at = self._clock.batch_published_at
+        elif symbol in pending:
+            STREAM_COUNTS.conflated += 1
+        pending[symbol] = encoded
         if self._min_interval:
             last = self._last_sent.get(symbol)
             if last is not None:
@@ -155,7 +168,8 @@ class ConflatingSender:
     def drop(self, symbols: set[str]) -> None:
         """Forget unsent quotes of symbols the connection no longer follows."""
         for symbol in symbols:
-            self._pending.pop(symbol, None)
+            if self._pending.pop(symbol, None) is not None:
+                STREAM_COUNTS.dropped += 1
             self._last_sent.pop(symbol, None)
 
     def message(self, text: str) -> None:
@@ -209,7 +223,7 @@ class ConflatingSender:
                 if self._pending:
                     quotes = self._due_quotes(loop.time()) if self._min_interval else self._take_all()
                     if quotes:
-                        await self._deliver(loop, update_frame(quotes))
+                        await self._deliver_quotes(loop, quotes)
 
     def _take_all(self) -> list[bytes]:
         quotes, self._pending = self._pending, {}
@@ -224,6 +238,14 @@ class ConflatingSender:
         if self._pending:
             self._hold_until(min(self._last_sent[s] for s in self._pending) + self._min_interval)
         return quotes
+
+    async def _deliver_quotes(self, loop: asyncio.AbstractEventLoop, quotes: list[bytes]) -> None:
+        published_at = self._oldest_published_at
+        await self._deliver(loop, update_frame(quotes))
+        counts = STREAM_COUNTS
+        counts.quotes_out += len(quotes)
+        if not self._min_interval:
+            counts.latency_observe(time.time() - published_at)
 
     async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
         self._sending_since = loop.time()

@@ -125,6 +125,7 @@ MIDDLEWARE = [
     # A request id for the logs: the proxy's X-Request-ID when it is a UUID, else a new one; returned.
     "django_guid.middleware.guid_middleware",
     "core.middleware.HealthCheckMiddleware",
+    "core.metrics.MetricsMiddleware",  # /metrics (Prometheus), on the event loop: see core/metrics.py
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the tenant middleware, so the pages it renders itself (unknown organisation, 503) are covered.
     "core.csp.CSPMiddleware",

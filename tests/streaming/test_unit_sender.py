@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streaming.metrics import StreamCounts
 from streaming.quotes import Quote, quotes_frame, update_frame
 from streaming.sender import ConflatingSender, SendClock
 
@@ -336,3 +337,24 @@ async def test_a_throttled_quote_that_cannot_leave_yet_does_not_wake_the_sender(
         await sender.stop()
 
     assert [frame["quotes"][0]["n"] for frame in socket.decoded()] == [0, 100]
+
+
+async def test_conflated_dropped_and_sent_quotes_are_counted(
+    sender: ConflatingSender, socket: Socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = StreamCounts()
+    monkeypatch.setattr("streaming.sender.STREAM_COUNTS", counts)
+    socket.gate.clear()
+    sender.start()
+    sender.offer("FIRST", encoded("FIRST", 0))
+    await until(socket, lambda: len(socket.started) == 1)  # stuck in its send: what comes now waits
+    for n in range(5):
+        sender.offer("AAPL", encoded("AAPL", n))  # 4 of them replaced by the next
+    sender.offer("MSFT", encoded("MSFT", 0))
+    sender.drop({"MSFT"})  # no longer followed: never sent
+    socket.gate.set()
+    await until(socket, lambda: len(socket.frames) == 2)
+    sender.offer("GONE", encoded("GONE", 0))
+    await sender.stop()  # closed with a quote still pending
+    assert (counts.conflated, counts.dropped, counts.quotes_out) == (4, 2, 2)
+    assert sum(counts.latency) == 2  # one observation per quote frame
