@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist): about 1,130 tests in 6-9 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test check lint format setup browser axe clean bench bench-quick bench-alerts
+.PHONY: run cluster test check lint format setup browser nginx axe clean bench bench-quick bench-alerts
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -22,6 +22,9 @@ setup: .venv/.synced ## virtualenv with the locked dependencies
 
 browser: ## Debian's Chromium for the browser tests (Playwright cannot download its own here)
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+nginx: ## Debian's nginx-light for `make cluster` and its tests
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
 # axe-core for the accessibility tests (tests/a11y): one pinned release from the npm registry, its
 # axe.min.js checked against the checksum below (git-ignored). npm is needed here only, never while
@@ -42,10 +45,14 @@ axe: ## axe-core $(AXE_VERSION) for the accessibility tests, in tests/a11y/vendo
 run: setup ## set up everything and serve at http://localhost:$${PORT:-8000}
 	$(PY) -m devtools run
 
-# SKIP_BROWSER=1: no Chromium or axe-core install (apt needs root) and the browser tests deselected, said loudly.
-test: .venv/.synced-test $(if $(SKIP_BROWSER),,browser axe) ## set up what the tests need and run the whole suite
-	@$(if $(SKIP_BROWSER),echo "SKIP_BROWSER=1: the browser and accessibility tests are NOT run (-m 'not browser')",true)
-	$(PY) -m devtools test $(PYTEST_ARGS) $(if $(SKIP_BROWSER),-m "not browser")
+cluster: setup nginx ## nginx on $${CLUSTER_PORT:-8080} in front of two web processes and two feeds (leader, standby)
+	$(PY) -m devtools cluster
+
+# SKIP_BROWSER=1: nothing installed with apt (it needs root: Chromium, npm for axe-core, nginx), and the
+# browser, accessibility and cluster tests deselected, said loudly.
+test: .venv/.synced-test $(if $(SKIP_BROWSER),,browser axe nginx) ## set up what the tests need and run the whole suite
+	@$(if $(SKIP_BROWSER),echo "SKIP_BROWSER=1: the browser, accessibility and cluster tests are NOT run (-m 'not browser and not cluster')",true)
+	$(PY) -m devtools test $(PYTEST_ARGS) $(if $(SKIP_BROWSER),-m "not browser and not cluster")
 
 bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 min; bench/results/latest.json)
 	$(PY) -m bench $(BENCH_ARGS)

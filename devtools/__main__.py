@@ -1,4 +1,4 @@
-"""`python -m devtools run|test|services`: the engines of `make run` and `make test`."""
+"""`python -m devtools run|cluster|test|services`: the engines of `make run`, `make cluster` and `make test`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from . import cluster as topology
 from .servers import ROOT, Services, ensure_services
 
 logger = logging.getLogger("devtools")
@@ -28,11 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="set up and serve with the simulated feed")
+    sub.add_parser("cluster", help="nginx in front of two web processes and two feeds (CLUSTER_PORT, default 8080)")
     sub.add_parser("test", help="set up and run the test suite (further arguments go to pytest)")
     sub.add_parser("services", help="print the service URLs that would be used")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run()
+    if args.command == "cluster":
+        return cluster()
     services = ensure_services()
     print(f"DATABASE_URL={services.database_url}  # {services.database_source}")
     print(f"REDIS_URL={services.redis_url}  # {services.redis_source}")
@@ -76,13 +80,11 @@ def run() -> int:
     logger.info("PostgreSQL: %s\nRedis: %s", services.database_source, services.redis_source)
     env = _environment(services, "config.settings.dev")
     env["PORT"] = str(port)
-    manage = [PYTHON, str(ROOT / "manage.py")]
-    if subprocess.run([*manage, "bootstrap", "--demo"], env=env, cwd=ROOT, check=False).returncode != 0:
-        logger.error("Setting up the database failed; see the messages above.")
+    if not _bootstrap(env):
         return 1
     commands = [[PYTHON, "-m", "config.server", "--host", host, "--port", str(port)]]
     if services.redis_url and _has_command(env, "run_feed"):
-        commands.append([*manage, "run_feed"])
+        commands.append(topology.feed_command())
     children = [subprocess.Popen(command, env=env, cwd=ROOT) for command in commands]
     logger.info(
         "\nTickerdeck is serving at http://%s:%d/ (Ctrl-C stops everything)\n",
@@ -90,6 +92,50 @@ def run() -> int:
         port,
     )
     return _supervise(children)
+
+
+def cluster() -> int:
+    """nginx on CLUSTER_PORT in front of two web processes and two feeds, sharing PostgreSQL and Redis."""
+    plan = topology.Topology.from_port(int(os.environ.get("CLUSTER_PORT", "8080")))
+    busy = [port for port in (plan.port, *plan.web_ports) if _port_in_use("127.0.0.1", port)]
+    if busy:
+        logger.error("Port(s) %s in use on 127.0.0.1: stop what holds them, or set CLUSTER_PORT "
+                     "(the web processes take the two ports after it).", ", ".join(map(str, busy)))  # fmt: skip
+        return 1
+    try:
+        nginx = topology.nginx_prepare(plan)
+    except topology.ClusterError as exc:
+        logger.error("%s", exc)
+        return 1
+    services = ensure_services()
+    if not services.redis_url:
+        logger.error("A cluster needs Redis (its processes share quotes, leases and the feed lock); none was found.")
+        return 1
+    logger.info("PostgreSQL: %s\nRedis: %s", services.database_source, services.redis_source)
+    env = {**_environment(services, "config.settings.dev"), **topology.behind_proxy_environment()}
+    if not _bootstrap(env):
+        return 1
+    commands = [
+        *(topology.web_command(port) for port in plan.web_ports),
+        topology.feed_command(),
+        topology.feed_command(),
+        topology.nginx_command(nginx),
+    ]
+    children = [subprocess.Popen(command, env=env, cwd=ROOT) for command in commands]
+    logger.info(
+        "\nTickerdeck cluster: http://%s:%d/ through nginx to web processes on ports %s, two feeds "
+        "(one leads, one stands by). Ctrl-C stops everything.\n",
+        env.get("BASE_DOMAIN", "localhost"), plan.port, " and ".join(map(str, plan.web_ports)),
+    )  # fmt: skip
+    return _supervise(children)
+
+
+def _bootstrap(env: dict[str, str]) -> bool:
+    command = [PYTHON, str(ROOT / "manage.py"), "bootstrap", "--demo"]
+    if subprocess.run(command, env=env, cwd=ROOT, check=False).returncode != 0:
+        logger.error("Setting up the database failed; see the messages above.")
+        return False
+    return True
 
 
 def _has_command(env: dict[str, str], name: str) -> bool:

@@ -157,12 +157,20 @@ def uvicorn_server(**env_overrides: str) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def uvicorn_process(env_overrides: dict[str, str], *, echo: bool = True) -> Iterator[LiveServer]:
-    port = free_port()
-    process = subprocess.Popen(
-        uvicorn_command(port), cwd=ROOT, env=server_environment(PORT=str(port), **env_overrides),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+def uvicorn_process(env_overrides: dict[str, str], *, echo: bool = True, port: int = 0) -> Iterator[LiveServer]:
+    """A web process on `port` (a free one when 0), stopped with SIGTERM at the end."""
+    port = port or free_port()
+    env = server_environment(PORT=str(port), **env_overrides)
+    with listening_process(uvicorn_command(port), port, env, echo=echo) as server:
+        yield server
+
+
+@contextmanager
+def listening_process(
+    command: list[str], port: int, env: dict[str, str] | None = None, *, echo: bool = True
+) -> Iterator[LiveServer]:
+    """A server process, yielded once it answers `/healthz` on `port`; stopped with SIGTERM at the end."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     output = ProcessOutput(process.stdout, echo=echo)
     try:
