@@ -369,6 +369,9 @@ RELAY_CHANNEL = env.str("RELAY_CHANNEL", default="td:relay:quotes")
 # How long a stream lease lives without its process refreshing it (a killed process's streams
 # stop counting after this).
 STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=30.0)
+# STREAM_LEASE_URLS: the Redis servers holding stream leases (default REDIS_URL alone); each
+# organisation's leases live on one of them, chosen by a hash of its schema (streaming.state.redis).
+STREAM_LEASE_URLS = env.list("STREAM_LEASE_URLS", default=[REDIS_URL] if REDIS_URL else [])
 # How long a widget viewer token lets a viewer connect (the embed script renews it before then).
 WIDGET_TOKEN_SECONDS = env.int("WIDGET_TOKEN_SECONDS", default=300)
 STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)

@@ -25,7 +25,7 @@ def stream_state() -> StreamState:
     if state is None:
         from .redis import RedisStreamState
 
-        state = _states[loop] = RedisStreamState(settings.REDIS_URL)
+        state = _states[loop] = RedisStreamState(settings.REDIS_URL, list(settings.STREAM_LEASE_URLS))
     return state
 
 

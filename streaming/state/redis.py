@@ -1,8 +1,10 @@
 """Streaming state in Redis, shared by every web and feed process."""
 
 import asyncio
+import binascii
 import functools
 import time
+from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -105,30 +107,54 @@ def _sync_client(url: str) -> "redis.Redis[bytes]":
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
+def lease_shard(schema: str, count: int) -> int:
+    """Which of `count` lease servers (STREAM_LEASE_URLS) holds an organisation's leases.
+
+    A hash of the schema name, the same in every process. All of an organisation's leases are on one
+    server, so its limit is still checked atomically there; organisations spread over the servers.
+    """
+    return binascii.crc32(schema.encode()) % count
+
+
+def _lease_url(schema: str) -> str:
+    urls = settings.STREAM_LEASE_URLS
+    return str(urls[lease_shard(schema, len(urls))])
+
+
 def lease_ids_sync(kind: LeaseKind, schema: str) -> list[str]:
     """The organisation's live lease ids, read from synchronous code (views) with a blocking client.
 
-    One client per process (its pool is thread-safe): an asyncio client made for each call's event
-    loop (async_to_sync makes a new loop per call) would be one more Redis client per page view.
+    One client per process and server (its pool is thread-safe): an asyncio client made for each
+    call's event loop (async_to_sync makes a new loop per call) would be one more Redis client per
+    page view.
     """
     key = _lease_key(kind, schema)
-    with _sync().pipeline(transaction=True) as pipe:
+    with _sync_client(_lease_url(schema)).pipeline(transaction=True) as pipe:
         pipe.zremrangebyscore(key, "-inf", _now_ms())
         pipe.zrange(key, 0, -1)
         _, members = pipe.execute()
     return [m.decode() for m in members]
 
 
+def _async_client(url: str) -> "aioredis.Redis[bytes]":
+    # A blocking pool waits for a free connection instead of raising MaxConnectionsError when
+    # many clients disconnect at once; socket timeouts are longer than any blocking command.
+    pool: Any = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=20, socket_timeout=15, socket_connect_timeout=5,
+        health_check_interval=30, socket_keepalive=True,
+    )  # fmt: skip
+    return aioredis.Redis(connection_pool=pool)
+
+
 class RedisStreamState(StreamState):
-    def __init__(self, url: str) -> None:
-        # A blocking pool waits for a free connection instead of raising MaxConnectionsError when
-        # many clients disconnect at once; socket timeouts are longer than any blocking command.
-        pool: Any = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=20, socket_timeout=15, socket_connect_timeout=5,
-            health_check_interval=30, socket_keepalive=True,
-        )  # fmt: skip
-        self.redis = aioredis.Redis(connection_pool=pool)
-        self._acquire = self.redis.register_script(_ACQUIRE)
+    """Everything on `url` (REDIS_URL), but the stream leases: on `lease_urls` (STREAM_LEASE_URLS),
+    each organisation's on one of them (lease_shard)."""
+
+    def __init__(self, url: str, lease_urls: list[str] | None = None) -> None:
+        self.redis = _async_client(url)
+        lease_urls = lease_urls or [url]
+        self._lease_servers = [self.redis if lease_url == url else _async_client(lease_url) for lease_url in lease_urls]
+        self._acquire_scripts = [server.register_script(_ACQUIRE) for server in self._lease_servers]
         self._renew_leader = self.redis.register_script(_RENEW_LEADER)
         self._release_leader = self.redis.register_script(_RELEASE_LEADER)
         self._merge_bars = self.redis.register_script(_MERGE_BARS)
@@ -137,29 +163,38 @@ class RedisStreamState(StreamState):
     def _lease_ttl_ms() -> int:
         return int(settings.STREAM_LEASE_SECONDS * 1000)
 
+    def _lease_shard(self, schema: str) -> int:
+        return lease_shard(schema, len(self._lease_servers))
+
+    def _leases_of(self, schema: str) -> "aioredis.Redis[bytes]":
+        return self._lease_servers[self._lease_shard(schema)]
+
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
         now = _now_ms()
         ttl = self._lease_ttl_ms()
-        taken = await self._acquire(keys=[_lease_key(kind, schema)], args=[now, now + ttl, lease_id, limit, ttl * 2])
+        acquire = self._acquire_scripts[self._lease_shard(schema)]
+        taken = await acquire(keys=[_lease_key(kind, schema)], args=[now, now + ttl, lease_id, limit, ttl * 2])
         return bool(taken)
 
     async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None:
-        await self.redis.zrem(_lease_key(kind, schema), lease_id)
+        await self._leases_of(schema).zrem(_lease_key(kind, schema), lease_id)
 
     async def lease_refresh(self, leases: list[tuple[LeaseKind, str, str]]) -> None:
-        if not leases:
-            return
         expires = _now_ms() + self._lease_ttl_ms()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for kind, schema, lease_id in leases:
-                # Not `XX`: after a Redis restart or flush the open streams must count again.
-                pipe.zadd(_lease_key(kind, schema), {lease_id: expires})
-                pipe.pexpire(_lease_key(kind, schema), self._lease_ttl_ms() * 2)
-            await pipe.execute()
+        by_shard: dict[int, list[tuple[LeaseKind, str, str]]] = defaultdict(list)
+        for lease in leases:
+            by_shard[self._lease_shard(lease[1])].append(lease)
+        for shard, shard_leases in by_shard.items():
+            async with self._lease_servers[shard].pipeline(transaction=False) as pipe:
+                for kind, schema, lease_id in shard_leases:
+                    # Not `XX`: after a Redis restart or flush the open streams must count again.
+                    pipe.zadd(_lease_key(kind, schema), {lease_id: expires})
+                    pipe.pexpire(_lease_key(kind, schema), self._lease_ttl_ms() * 2)
+                await pipe.execute()
 
     async def lease_count(self, kind: LeaseKind, schema: str) -> int:
         key = _lease_key(kind, schema)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._leases_of(schema).pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", _now_ms())
             pipe.zcard(key)
             _, count = await pipe.execute()
@@ -167,7 +202,7 @@ class RedisStreamState(StreamState):
 
     async def lease_ids(self, kind: LeaseKind, schema: str) -> list[str]:
         key = _lease_key(kind, schema)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._leases_of(schema).pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", _now_ms())
             pipe.zrange(key, 0, -1)
             _, members = await pipe.execute()

@@ -1,13 +1,19 @@
 """Committed tenants for websocket tests (the consumer's queries run on other threads' connections)."""
 
 import asyncio
+import contextlib
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import channel_layers
@@ -27,6 +33,7 @@ from tenants.models import Membership, Organisation, Role
 from tenants.services.organisations import organisation_create
 from tenants.services.team import membership_remove
 from tests.conftest import PASSWORD
+from tests.live import free_port
 
 
 @dataclass
@@ -180,3 +187,34 @@ async def receive_until(
         message = await receive(communicator, within=left)
         if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
             return message
+
+
+@pytest.fixture
+def two_redis_servers(tmp_path: Path) -> Iterator[list[str]]:
+    """Two redis-server processes of their own, on free ports, stopped afterwards."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.fail("redis-server is not installed: `make test` starts Redis with it (README: Tests)")
+    processes, urls = [], []
+    for n in range(2):
+        port = free_port()
+        processes.append(subprocess.Popen(
+            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path), "--dbfilename", f"shard{n}.rdb"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+        urls.append(f"redis://127.0.0.1:{port}/0")
+    try:
+        for url in urls:
+            client = redis.Redis.from_url(url)
+            for _ in range(100):
+                with contextlib.suppress(redis.ConnectionError):
+                    if client.ping():
+                        break
+                time.sleep(0.05)
+            client.close()
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)

@@ -1,19 +1,12 @@
 """The pipelined `group_send_many` against real Redis: ordinary group members receive every message."""
 
 import asyncio
-import contextlib
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 
 from streaming.layers import PipelinedPubSubChannelLayer, group_send_many
-from tests.live import free_port
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="LOUD SKIP: the Redis channel layer needs REDIS_URL")
 
@@ -38,37 +31,6 @@ async def test_group_send_many_reaches_each_group_through_the_normal_receive() -
     finally:
         await sender.flush()
         await receiver.flush()
-
-
-@pytest.fixture
-def two_redis_servers(tmp_path: Path) -> Iterator[list[str]]:
-    """Two redis-server processes of their own, on free ports, stopped afterwards."""
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        pytest.fail("redis-server is not installed: `make test` starts Redis with it (README: Tests)")
-    processes, urls = [], []
-    for n in range(2):
-        port = free_port()
-        processes.append(subprocess.Popen(
-            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path), "--dbfilename", f"shard{n}.rdb"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))  # fmt: skip
-        urls.append(f"redis://127.0.0.1:{port}/0")
-    try:
-        for url in urls:
-            client = redis.Redis.from_url(url)
-            for _ in range(100):
-                with contextlib.suppress(redis.ConnectionError):
-                    if client.ping():
-                        break
-                time.sleep(0.05)
-            client.close()
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 async def test_the_layer_spreads_organisations_over_two_redis_servers(two_redis_servers: list[str]) -> None:
