@@ -20,6 +20,10 @@ The protocol, as Alpaca documents it (and as alpaca-py's alpaca/data/live/websoc
 
 Trades feed QuoteBook.trade and quotes QuoteBook.bid_ask; `ts` is Alpaca's timestamp in epoch ms.
 
+History (for delayed plans, see vendor.py): one-minute bars from `GET /v2/stocks/bars?symbols=…&
+timeframe=1Min&start=…&end=…&limit=…&sort=asc&feed=…`, answered `{"bars":{"AAPL":[{"t","o","h","l","c","v",
+…}]},"next_page_token":…}`; pages are followed by `page_token` until the token is null.
+
 Replies carry no request id, so the adapter keeps its requests in the order they were sent and
 matches each `subscription` or 400/405 reply to the oldest one. A refused multi-symbol request is
 asked again one symbol per request, so that every symbol within the plan's limit is served and only
@@ -44,6 +48,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
+from .history import MinuteBar, minute_bar
 from .vendor import VendorError, VendorStreamProvider
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2"
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 SNAPSHOTS_TIMEOUT_SECONDS = 5.0
-SNAPSHOTS_PER_REQUEST = 200  # symbols per snapshots request, to keep the URL short
+SNAPSHOTS_PER_REQUEST = 200  # symbols per snapshots (and bars) request, to keep the URL short
+BARS_PAGE_LIMIT = 10_000  # bars per page, Alpaca's maximum (all symbols of the request together)
+BARS_PAGES_MAX = 100  # a day of 200 symbols is 8 pages: more means the vendor does not advance its token
 # Errors that end the session: raised as VendorError (fatal ones wait FATAL_RETRY_SECONDS).
 _FATAL = {402, 409, 410}
 _RECONNECT = {401, 404, 406, 407}
@@ -65,6 +72,15 @@ def timestamp_ms(value: str) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"a timestamp without a time zone: {value!r}")
     return (moment - _EPOCH) // _MILLISECOND
+
+
+def rfc3339_ms(ms: int) -> str:
+    """An epoch-ms moment as RFC 3339 in UTC, to the second, e.g. "2024-07-24T07:56:53Z"."""
+    return f"{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _alpaca_bar(item: Any) -> MinuteBar:
+    return minute_bar(timestamp_ms(item["t"]), item["o"], item["h"], item["l"], item["c"], item["v"])
 
 
 def _number(value: Any) -> float:
@@ -194,18 +210,25 @@ class AlpacaProvider(VendorStreamProvider):
                 quotes.append(quote)
         return quotes
 
+    def _rest(self, timeout: float) -> httpx.AsyncClient:
+        """A client of the market data REST API, the key in Alpaca's headers."""
+        headers = {"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret_key}
+        return httpx.AsyncClient(base_url=self.data_url, headers=headers, timeout=timeout)
+
+    def _chunks(self, symbols: list[str]) -> list[dict[str, str]]:
+        """The `symbols` (and `feed`) parameters of each request, SNAPSHOTS_PER_REQUEST symbols at a time."""
+        feed = {"feed": self.feed} if self.feed != "test" else {}  # the test stream has no REST counterpart
+        return [
+            {"symbols": ",".join(symbols[start : start + SNAPSHOTS_PER_REQUEST]), **feed}
+            for start in range(0, len(symbols), SNAPSHOTS_PER_REQUEST)
+        ]
+
     async def previous_closes(self, symbols: list[str]) -> dict[str, float]:
         """Each symbol's previous daily close, from GET /v2/stocks/snapshots (prevDailyBar.c)."""
-        headers = {"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret_key}
         closes: dict[str, float] = {}
-        async with httpx.AsyncClient(
-            base_url=self.data_url, headers=headers, timeout=SNAPSHOTS_TIMEOUT_SECONDS
-        ) as client:
-            for start in range(0, len(symbols), SNAPSHOTS_PER_REQUEST):
-                chunk = symbols[start : start + SNAPSHOTS_PER_REQUEST]
-                params = {"symbols": ",".join(chunk)}
-                if self.feed != "test":  # the test stream has no REST counterpart
-                    params["feed"] = self.feed
+        async with self._rest(SNAPSHOTS_TIMEOUT_SECONDS) as client:
+            for params in self._chunks(symbols):
+                chunk = params["symbols"].split(",")
                 response = await client.get("/v2/stocks/snapshots", params=params)
                 response.raise_for_status()
                 snapshots = response.json()  # {"AAPL": {"prevDailyBar": {"c": 160.62, …}, …}, …}
@@ -218,6 +241,41 @@ class AlpacaProvider(VendorStreamProvider):
                     if isinstance(close, int | float) and not isinstance(close, bool) and close > 0:
                         closes[symbol] = float(close)
         return closes
+
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+        """One-minute bars from GET /v2/stocks/bars, every page (see the module docstring)."""
+        bars: dict[str, list[MinuteBar]] = {}
+        span = {"timeframe": "1Min", "start": rfc3339_ms(start_ms), "end": rfc3339_ms(end_ms),
+                "limit": str(BARS_PAGE_LIMIT), "sort": "asc"}  # fmt: skip
+        async with self._rest(self.HISTORY_TIMEOUT_SECONDS) as client:
+            for params in self._chunks(symbols):
+                token: str | None = None
+                for _ in range(BARS_PAGES_MAX):
+                    page = {**params, **span, **({"page_token": token} if token else {})}
+                    token = await self._bars_page(client, page, bars)
+                    if token is None:
+                        break
+                else:
+                    raise ValueError(f"Alpaca's bars went on for more than {BARS_PAGES_MAX} pages")
+        return bars
+
+    @staticmethod
+    async def _bars_page(
+        client: httpx.AsyncClient, params: dict[str, str], bars: dict[str, list[MinuteBar]]
+    ) -> str | None:
+        """Read one page of bars into `bars`; its next page token (None: the last page)."""
+        response = await client.get("/v2/stocks/bars", params=params)
+        if response.status_code in {401, 403}:
+            raise VendorError(f"Alpaca refused the bars request (HTTP {response.status_code}: {response.text[:200]})")
+        response.raise_for_status()
+        body = orjson.loads(response.content)
+        page = body.get("bars") or {}  # null when no symbol has bars
+        token = body.get("next_page_token")
+        if not isinstance(page, dict) or not (token is None or isinstance(token, str)):
+            raise TypeError(f"Alpaca's bars: {{symbol: [bar]}} and a page token were expected, not {body!r:.200}")
+        for symbol, items in page.items():
+            bars.setdefault(symbol, []).extend(_alpaca_bar(item) for item in items)
+        return token or None
 
     async def stop(self) -> None:
         task = self._again_cancel()

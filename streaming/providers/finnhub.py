@@ -22,6 +22,12 @@ cap for the rest of that connection. Every new connection starts again from SYMB
 Yesterday's close (for change and change %) comes from the REST endpoint `GET /quote?symbol=…`
 (field `pc`), with the key in the documented `X-Finnhub-Token` header: a `token=` query parameter
 would be written to the log by httpx's request logging.
+
+History (for delayed plans, see vendor.py): one-minute candles per symbol from `GET /stock/candle?symbol=…&
+resolution=1&from=<unix s>&to=<unix s>`, answered `{"s":"ok","t":[…],"o":[…],"h":[…],"l":[…],"c":[…],"v":[…]}`
+(parallel arrays) or `{"s":"no_data"}`. Finnhub serves candles on paid plans only: a 403 is reported in
+the status as history unavailable (tried again every FATAL_RETRY_SECONDS), and delayed plans then get
+quotes once the live stream has covered their delay. Closes and candles share CLOSES_CONCURRENCY.
 """
 
 import asyncio
@@ -38,7 +44,8 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
-from .vendor import VendorError, VendorStreamProvider
+from .history import MinuteBar, minute_bar
+from .vendor import VendorError, VendorStreamProvider, each_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class FinnhubProvider(VendorStreamProvider):
     name = "finnhub"
     display_name = "Finnhub"
     SYMBOL_CAP = 50  # per connection: Finnhub's free plan
-    CLOSES_CONCURRENCY = 4  # REST calls in flight for previous closes (the free plan allows 30 a second)
+    CLOSES_CONCURRENCY = 4  # REST calls in flight, closes and candles (the free plan allows 30 a second)
     CLOSES_TIMEOUT_SECONDS = 5.0
 
     def __init__(
@@ -82,6 +89,7 @@ class FinnhubProvider(VendorStreamProvider):
         self._rank: dict[str, int] = {}  # the order symbols were first asked for: who gets a slot
         self._ranks = itertools.count()
         self._bad_trades = 0
+        self._rest_gate = asyncio.Semaphore(self.CLOSES_CONCURRENCY)
 
     @classmethod
     def from_settings(cls) -> "FinnhubProvider":
@@ -205,7 +213,7 @@ class FinnhubProvider(VendorStreamProvider):
     async def previous_closes(self, symbols: list[str]) -> dict[str, float]:
         if not symbols:
             return {}
-        gate = asyncio.Semaphore(self.CLOSES_CONCURRENCY)
+        gate = self._rest_gate
         headers = {"X-Finnhub-Token": self.api_key}
         async with httpx.AsyncClient(timeout=self.CLOSES_TIMEOUT_SECONDS, headers=headers) as client:
 
@@ -230,3 +238,35 @@ class FinnhubProvider(VendorStreamProvider):
         if failures:
             self._warn(f"previous close unavailable for {len(failures)} of {len(symbols)} symbols: {failures[0]!r}")
         return closes
+
+    # -- history (REST) ----------------------------------------------------------------------------
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+        """One-minute candles per symbol (see the module docstring)."""
+        window = {"resolution": "1", "from": str(start_ms // 1000), "to": str(end_ms // 1000)}
+        headers = {"X-Finnhub-Token": self.api_key}
+        async with httpx.AsyncClient(timeout=self.HISTORY_TIMEOUT_SECONDS, headers=headers) as client:
+
+            async def candles(symbol: str) -> list[MinuteBar]:
+                response = await client.get(f"{self.api_url}/stock/candle", params={"symbol": symbol, **window})
+                if response.status_code == 403:
+                    raise VendorError(
+                        "Finnhub does not serve candles to FINNHUB_API_KEY's plan (HTTP 403 on /stock/candle): "
+                        "no history, so a delayed plan gets quotes once the live stream has covered its delay",
+                        fatal=True,
+                    )
+                if response.status_code == 401:
+                    raise VendorError(_KEY_REFUSED.format(detail="HTTP 401 on /stock/candle"), fatal=True)
+                response.raise_for_status()
+                return _candles(response.json())
+
+            return await each_symbol(symbols, candles, gate=self._rest_gate)
+
+
+def _candles(body: Any) -> list[MinuteBar]:
+    """The bars of a /stock/candle answer (parallel arrays); ValueError for one that is not."""
+    if body.get("s") == "no_data":
+        return []
+    if body.get("s") != "ok":
+        raise ValueError(f"Finnhub's candles answered s={body.get('s')!r}")
+    columns = [body[key] for key in ("t", "o", "h", "l", "c", "v")]
+    return [minute_bar(*bar, t_unit_ms=1000) for bar in zip(*columns, strict=True)]

@@ -16,12 +16,18 @@ per frame is still one answer per topic). A connection beyond the account's cap 
 
 Trades `{"ev":"T","sym":…,"p":price,"s":size,"t":ms}` and quotes `{"ev":"Q","sym":…,"bp":…,"ap":…,"t":ms}`
 go through the QuoteBook; the previous close comes from the REST snapshot's `prevDay.c`.
+
+History (for delayed plans, see vendor.py): one-minute aggregates per ticker from
+`GET /v2/aggs/ticker/{T}/range/1/minute/{from ms}/{to ms}?adjusted=true&sort=asc&limit=50000`, answered
+`{"status":"OK"|"DELAYED","results":[{"t" ms,"o","h","l","c","v",…}],"next_url"?}` (no `results` when there
+are none); a `next_url` is followed, with the key in the header, only on the API's own host.
 """
 
 import asyncio
 import re
 from collections import deque
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -30,12 +36,15 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
-from .vendor import VendorError, VendorStreamProvider
+from .history import MinuteBar, minute_bar
+from .vendor import VendorError, VendorStreamProvider, each_symbol
 
 TOPICS = ("T", "Q")  # trades, then quotes (NBBO)
 SNAPSHOT_PATH = "/v2/snapshot/locale/us/markets/stocks/tickers"
 SNAPSHOT_TICKERS_PER_REQUEST = 200  # keeps the URL short
 REST_TIMEOUT_SECONDS = 5.0
+AGGS_LIMIT = "50000"  # bars per answer, Polygon's maximum: a day of minutes is 960 at most (extended hours)
+AGGS_PAGES_MAX = 20
 # A refused topic is sometimes named in the message; the symbol may contain dots (BRK.B).
 _TOPIC_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])([TQ])\.([A-Za-z0-9][A-Za-z0-9.:/\-]*)")
 _DISCONNECTS = {
@@ -75,6 +84,7 @@ class PolygonProvider(VendorStreamProvider):
     # Symbols streamed on one connection at most (each is two topics, T and Q); the rest are reported
     # unserved ("symbol_limit") without being sent, and take a slot that frees up. None: no cap.
     SYMBOL_CAP: int | None = None
+    HISTORY_CONCURRENCY = 4  # aggregates requests in flight (one ticker each)
 
     def __init__(
         self, *, api_key: str, url: str = "wss://socket.polygon.io/stocks", api_url: str = "https://api.polygon.io"
@@ -256,12 +266,15 @@ class PolygonProvider(VendorStreamProvider):
         if len(refused) == len(TOPICS):  # neither trades nor quotes: nothing streams for this symbol
             self.mark_unserved([symbol], refused["T"])
 
-    # -- previous closes -----------------------------------------------------------------------------
-    async def previous_closes(self, symbols: list[str]) -> dict[str, float]:
-        closes: dict[str, float] = {}
+    # -- REST: previous closes, history ----------------------------------------------------------------
+    def _rest(self, timeout: float) -> httpx.AsyncClient:
         # The key goes in a header, not the query string: URLs end up in logs (httpx logs each request).
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=REST_TIMEOUT_SECONDS, headers=headers) as client:
+        return httpx.AsyncClient(base_url=self.api_url, timeout=timeout, headers=headers)
+
+    async def previous_closes(self, symbols: list[str]) -> dict[str, float]:
+        closes: dict[str, float] = {}
+        async with self._rest(REST_TIMEOUT_SECONDS) as client:
             for start in range(0, len(symbols), SNAPSHOT_TICKERS_PER_REQUEST):
                 chunk = symbols[start : start + SNAPSHOT_TICKERS_PER_REQUEST]
                 response = await client.get(SNAPSHOT_PATH, params={"tickers": ",".join(chunk)})
@@ -273,3 +286,42 @@ class PolygonProvider(VendorStreamProvider):
                     if isinstance(symbol := ticker.get("ticker"), str) and close is not None and close > 0:
                         closes[symbol] = close
         return closes
+
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+        """One-minute aggregates per ticker (see the module docstring), HISTORY_CONCURRENCY requests at once."""
+        async with self._rest(self.HISTORY_TIMEOUT_SECONDS) as client:
+
+            async def aggregates(symbol: str) -> list[MinuteBar]:
+                url: str | None = f"/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/minute/{start_ms}/{end_ms}"
+                params: dict[str, str] | None = {"adjusted": "true", "sort": "asc", "limit": AGGS_LIMIT}
+                bars: list[MinuteBar] = []
+                for _ in range(AGGS_PAGES_MAX):
+                    if url is None:
+                        return bars
+                    url = await self._aggregates_page(client, url, params, bars)
+                    params = None  # a next_url carries its own query
+                raise ValueError(f"Polygon's aggregates of {symbol} went on for more than {AGGS_PAGES_MAX} pages")
+
+            return await each_symbol(symbols, aggregates, gate=asyncio.Semaphore(self.HISTORY_CONCURRENCY))
+
+    async def _aggregates_page(
+        self, client: httpx.AsyncClient, url: str, params: dict[str, str] | None, bars: list[MinuteBar]
+    ) -> str | None:
+        """Read one answer's bars into `bars`; the next page's URL, if any."""
+        response = await client.get(url, params=params)
+        if response.status_code in {401, 403}:
+            raise VendorError(
+                f"Polygon refused the aggregates request (HTTP {response.status_code}): POLYGON_API_KEY's plan may "
+                "not include minute aggregates"
+            )
+        response.raise_for_status()
+        body = orjson.loads(response.content)
+        if body.get("status") not in ("OK", "DELAYED"):
+            raise ValueError(f"Polygon's aggregates answered status {body.get('status')!r}: {body!r:.200}")
+        bars.extend(minute_bar(r["t"], r["o"], r["h"], r["l"], r["c"], r["v"]) for r in body.get("results") or [])
+        next_url = body.get("next_url")
+        if next_url is None:
+            return None
+        if not isinstance(next_url, str) or urlsplit(next_url).netloc not in ("", urlsplit(self.api_url).netloc):
+            raise ValueError(f"Polygon's next_url leaves {self.api_url} (the key is not sent there): {next_url!r}")
+        return next_url

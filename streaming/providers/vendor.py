@@ -6,6 +6,12 @@ decoded frame becomes quotes (through a QuoteBook, which turns trades and bid/as
 Quotes). This class keeps the connection: after a drop it reconnects with exponential backoff and
 full jitter, authenticates again and re-subscribes every wanted symbol. A vendor's refusal (bad
 key, connection cap, plan) becomes the provider's status for staff, never a crash or a tight loop.
+
+Vendors have history: a newly subscribed symbol's trading day is back-filled from the vendor's REST
+minute bars (`history_bars`), and live quotes extend it (streaming.providers.history), so `quote_at`
+serves a delayed plan the quote of its delay from its first second, in a new feed leader too. A backfill
+that fails (HTTP error, timeout, unreadable answer, a plan without history) is said in the status and
+tried again with backoff; the live stream goes on meanwhile.
 """
 
 import asyncio
@@ -13,10 +19,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -25,8 +32,11 @@ from core.tasks import cancel_until_done
 from streaming.quotes import Quote
 
 from .base import MarketDataProvider, ProviderStatus
+from .history import MinuteBar, QuoteHistory, change_fields
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 QUEUE_BATCHES = 1000  # batches waiting for the feed; beyond it the oldest are dropped (quotes are conflated anyway)
 WARN_EVERY_SECONDS = 10.0
@@ -46,6 +56,29 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+async def each_symbol(
+    symbols: list[str], fetch: Callable[[str], Awaitable[T]], *, gate: asyncio.Semaphore
+) -> dict[str, T]:
+    """`fetch(symbol)` for every symbol, as many at once as the gate lets through (a vendor whose REST API
+    takes one symbol per request); the first failure is raised once every request has ended."""
+
+    async def one(symbol: str) -> T:
+        async with gate:
+            return await fetch(symbol)
+
+    results = await asyncio.gather(*(one(symbol) for symbol in symbols), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return dict(zip(symbols, results, strict=True))  # type: ignore[arg-type]  # (no exception left)
+
+
+def backoff_ceiling(first: float, most: float, attempt: int) -> float:
+    """The longest pause before try `attempt` (1, 2, …): doubling from `first` up to `most` (the exponent
+    capped: a float overflows)."""
+    return min(most, first * 2 ** min(attempt - 1, 32))
+
+
 @dataclass(slots=True)
 class _Book:
     price: float = 0.0
@@ -63,6 +96,16 @@ class QuoteBook:
 
     def previous_close(self, symbol: str, close: float) -> None:
         self._books.setdefault(symbol, _Book()).previous_close = close
+
+    def close_of(self, symbol: str) -> float | None:
+        book = self._books.get(symbol)
+        return book.previous_close if book is not None else None
+
+    def volume_seed(self, symbol: str, volume: int) -> None:
+        """The day's volume so far (from the backfilled bars), unless trades have been counted already."""
+        book = self._books.setdefault(symbol, _Book())
+        if not book.volume:
+            book.volume = volume
 
     def trade(self, symbol: str, price: float, size: int, ts: int) -> Quote | None:
         book = self._books.setdefault(symbol, _Book())
@@ -90,8 +133,7 @@ class QuoteBook:
         # Bid and ask bracket the price, as SPEC's Quote promises (a stale side is replaced by the price).
         bid = book.bid if 0 < book.bid <= book.price else book.price
         ask = book.ask if book.ask >= book.price else book.price
-        change = round(book.price - book.previous_close, 4) if book.previous_close else 0.0
-        change_pct = round(change / book.previous_close * 100, 4) if book.previous_close else 0.0
+        change, change_pct = change_fields(book.price, book.previous_close)
         return Quote(symbol, book.price, bid, ask, book.volume, change, change_pct, ts)
 
 
@@ -107,6 +149,12 @@ class VendorStreamProvider(MarketDataProvider):
     # The backoff starts over only after a connection that lasted this long: a vendor may accept the key
     # and drop the connection at once (Polygon's max_connections), which must not retry every second.
     STABLE_SECONDS = 30.0
+    # subscribe() waits this long for the symbols' backfill before streaming them (it goes on afterwards):
+    # their first live quotes then land after their history, and the bar recorder finds their day.
+    HISTORY_WAIT_SECONDS = 5.0
+    HISTORY_RETRY_FIRST_SECONDS = 5.0
+    HISTORY_RETRY_MAX_SECONDS = 300.0
+    HISTORY_TIMEOUT_SECONDS = 10.0  # per REST request for bars
 
     def __init__(self, *, url: str) -> None:
         self.url = url
@@ -120,6 +168,13 @@ class VendorStreamProvider(MarketDataProvider):
         self._send_lock = asyncio.Lock()
         self._malformed = 0
         self._warned_at = 0.0
+        self.history = QuoteHistory()
+        self._history_error: str | None = None
+        self._history_tasks: set[asyncio.Task[None]] = set()
+        self._history_retry: set[str] = set()  # symbols whose backfill failed, tried again after a pause
+        self._history_retry_task: asyncio.Task[None] | None = None
+        self._history_failures = 0  # backfills failed in a row: the backoff's exponent
+        self._history_gap = False  # stopped once: the time away is back-filled on the next start
 
     # -- what an adapter supplies ---------------------------------------------------------------------
     def connect_url(self) -> str:
@@ -147,15 +202,28 @@ class VendorStreamProvider(MarketDataProvider):
         refuses a bad one with 401), or None to treat the refusal as a lost connection."""
         return None
 
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+        """Each symbol's one-minute bars starting in [start_ms, end_ms), from the vendor's REST history (a
+        symbol without bars may be left out). Raises on failure: VendorError (fatal: the plan has no
+        history, which will not change soon), httpx.HTTPError, or ValueError/TypeError/LookupError for an
+        answer that is not what the vendor documents."""
+        return {}
+
     # -- MarketDataProvider ------------------------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"provider-{self.name}")
+        if self._history_gap and self._wanted:  # led before: the minutes while stopped are filled in
+            self._history_start(sorted(self._wanted))
+        self._history_gap = False
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None and await cancel_until_done([task], STOP_WAIT_SECONDS):
+        retry, self._history_retry_task = self._history_retry_task, None
+        tasks = [t for t in (task, retry, *self._history_tasks) if t is not None]
+        if await cancel_until_done(tasks, STOP_WAIT_SECONDS):
             logger.warning("%s: the connection task still runs %s s after its cancellation", self.name,
                            STOP_WAIT_SECONDS)  # fmt: skip
+        self._history_gap = True
         self._put(None)
 
     async def subscribe(self, symbols: Iterable[str]) -> None:
@@ -163,7 +231,9 @@ class VendorStreamProvider(MarketDataProvider):
         if not new:
             return
         self._wanted.update(new)
+        backfill = self._history_start(new)
         await self._closes_load(new)
+        await asyncio.wait({backfill}, timeout=self.HISTORY_WAIT_SECONDS)
         await self._send_subscriptions(new)
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
@@ -171,9 +241,11 @@ class VendorStreamProvider(MarketDataProvider):
         if not gone:
             return
         self._wanted.difference_update(gone)
+        self._history_retry.difference_update(gone)
         for symbol in gone:
             self._status.unserved.pop(symbol, None)
             self.book.forget(symbol)
+            self.history.forget(symbol)
         on_socket = [s for s in gone if s in self._subscribed]
         self._subscribed.difference_update(gone)
         if on_socket:
@@ -187,7 +259,15 @@ class VendorStreamProvider(MarketDataProvider):
             yield batch
 
     def status(self) -> ProviderStatus:
-        return replace(self._status, unserved=dict(self._status.unserved))
+        errors = [e for e in (self._status.error, self._history_error) if e]
+        return replace(self._status, unserved=dict(self._status.unserved), error="; ".join(errors) or None)
+
+    @property
+    def has_history(self) -> bool:
+        return True
+
+    def quote_at(self, symbol: str, ts_ms: int) -> Quote | None:
+        return self.history.quote_at(symbol, ts_ms, self.book.close_of(symbol))
 
     # -- for adapters ----------------------------------------------------------------------------------
     def mark_unserved(self, symbols: Iterable[str], reason: str) -> None:
@@ -247,7 +327,7 @@ class VendorStreamProvider(MarketDataProvider):
                 attempt = 0
             attempt += 1
             if delay is None:  # exponential backoff with full jitter (the exponent capped: a float overflows)
-                ceiling = min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_FIRST_SECONDS * 2 ** min(attempt, 32))
+                ceiling = backoff_ceiling(self.BACKOFF_FIRST_SECONDS, self.BACKOFF_MAX_SECONDS, attempt + 1)
                 delay = random.uniform(0, ceiling)  # noqa: S311
             await asyncio.sleep(delay)
 
@@ -268,6 +348,8 @@ class VendorStreamProvider(MarketDataProvider):
             return
         if quotes:
             self._status.last_quote_ms = now_ms()
+            for quote in quotes:
+                self.history.record(quote)
             self._put(quotes)
 
     def _put(self, batch: list[Quote] | None) -> None:
@@ -309,3 +391,54 @@ class VendorStreamProvider(MarketDataProvider):
             return
         for symbol, close in closes.items():
             self.book.previous_close(symbol, close)
+
+    # -- history -------------------------------------------------------------------------------------
+    def _history_start(self, symbols: list[str]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._history_load(symbols), name=f"provider-{self.name}-history")
+        self._history_tasks.add(task)
+        task.add_done_callback(self._history_tasks.discard)
+        return task
+
+    async def _history_load(self, symbols: list[str]) -> None:
+        """Back-fill the symbols' trading day; a failure is said in the status and tried again later."""
+        end = now_ms()
+        try:
+            bars = await self.history_bars(symbols, start_ms=end - self.history.keep_ms, end_ms=end)
+        except VendorError as exc:
+            self._history_failed(symbols, str(exc), fatal=exc.fatal)
+            return
+        # (An unreadable JSON answer is a ValueError; one of another shape a TypeError, LookupError or AttributeError.)
+        except (httpx.HTTPError, OSError, ValueError, TypeError, LookupError, AttributeError) as exc:
+            self._history_failed(symbols, f"history from {self.display_name} unavailable: {exc!r}", fatal=False)
+            return
+        for symbol in symbols:
+            if symbol in self._wanted:  # (not unsubscribed meanwhile)
+                self.book.volume_seed(symbol, self.history.backfill(symbol, bars.get(symbol, ()), until=end))
+        self._history_retry.difference_update(symbols)
+        if not self._history_retry:
+            self._history_error, self._history_failures = None, 0
+
+    def _history_failed(self, symbols: list[str], message: str, *, fatal: bool) -> None:
+        self._history_retry.update(s for s in symbols if s in self._wanted)
+        self._history_failures += 1
+        if fatal:
+            delay = self.FATAL_RETRY_SECONDS
+        else:  # exponential backoff, jittered over its upper half (never a tight loop)
+            ceiling = backoff_ceiling(
+                self.HISTORY_RETRY_FIRST_SECONDS, self.HISTORY_RETRY_MAX_SECONDS, self._history_failures
+            )
+            delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311
+        self._history_error = f"{message}; history tried again in {delay:.0f} s"
+        logger.warning("%s: %s", self.name, self._history_error)
+        if self._history_retry_task is None or self._history_retry_task.done():
+            self._history_retry_task = asyncio.create_task(
+                self._history_again(delay), name=f"provider-{self.name}-history-retry"
+            )
+
+    async def _history_again(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._history_retry_task = None  # a failure now schedules the next try
+        symbols = sorted(self._history_retry & self._wanted)
+        self._history_retry.clear()
+        if symbols:
+            await self._history_load(symbols)

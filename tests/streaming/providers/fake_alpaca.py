@@ -1,7 +1,9 @@
 """A local Alpaca market data v2 server, speaking the protocol as Alpaca documents it, for the adapter's tests.
 
 One port on 127.0.0.1 serves the stream at `/v2/<feed>` (websocket) and the REST snapshots endpoint
-`GET /v2/stocks/snapshots` (plain HTTP, answered from the websocket server's process_request hook).
+`GET /v2/stocks/snapshots` and historical bars `GET /v2/stocks/bars` (plain HTTP, answered from the
+websocket server's process_request hook; bars as documented: `{"bars":{symbol:[{"t","o","h","l","c","v",
+"n","vw"}]},"next_page_token"}`, `limit` bars a page across symbols, `page_token` for the next).
 The test drives it: `trade()` and `quote()` send data to the sessions subscribed to the symbol, and
 switches make it refuse the key (402), the connection (406) or the feed (409), cap the symbols (405
 beyond `symbol_limit`, refusing the whole request as Alpaca does), drop connections or send junk.
@@ -21,6 +23,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .minute_bars import Bar, within
+
 KEY_ID = "PKTEST0123456789"
 SECRET_KEY = "test-secret-0123456789"
 _SYMBOL = re.compile(r"[A-Z][A-Z0-9.]{0,15}|\*")
@@ -30,6 +34,11 @@ def rfc3339(ns: int) -> str:
     """Alpaca's timestamp format: UTC with nanoseconds, e.g. 2024-07-24T07:56:53.639713735Z."""
     seconds, fraction = divmod(ns, 1_000_000_000)
     return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+def timestamp(value: str) -> int:
+    """Epoch ms of an RFC-3339 time (as Alpaca accepts for start and end)."""
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
 
 
 def _symbols(value: Any) -> bool:
@@ -56,6 +65,13 @@ class Session:
 
 
 @dataclass
+class BarsRequest:
+    symbols: list[str]
+    query: dict[str, str]  # every other parameter (timeframe, start, end, limit, feed, sort, page_token)
+    key_id: str | None
+
+
+@dataclass
 class SnapshotsRequest:
     symbols: list[str]
     feed: str | None
@@ -76,6 +92,10 @@ class FakeAlpaca:
         self.closes: dict[str, float] = {}  # prevDailyBar.c served by the snapshots endpoint
         self.sessions: list[Session] = []
         self.snapshots_requests: list[SnapshotsRequest] = []
+        self.bars: dict[str, list[Bar]] = {}  # served by the bars endpoint
+        self.bars_status = 200  # anything else: that status with an error body
+        self.bars_raw: bytes | None = None  # answered as is with 200 (a malformed answer)
+        self.bars_requests: list[BarsRequest] = []
         self._server: Server | None = None
         self._trade_ids = itertools.count(1)
 
@@ -233,6 +253,8 @@ class FakeAlpaca:
         url = urlsplit(request.path)
         if url.path == f"/v2/{self.feed}":
             return None  # the websocket handshake goes on
+        if url.path == "/v2/stocks/bars":
+            return self._bars(connection, request)
         if url.path != "/v2/stocks/snapshots":
             return connection.respond(404, "Not Found\n")
         query = parse_qs(url.query)
@@ -243,6 +265,30 @@ class FakeAlpaca:
             return self._json(connection, 401, {"message": "unauthorized."})
         body = {symbol: self._snapshot(symbol, self.closes[symbol]) for symbol in symbols if symbol in self.closes}
         return self._json(connection, 200, body)
+
+    def _bars(self, connection: ServerConnection, request: Request) -> Response:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
+        symbols = query.pop("symbols", "").split(",")
+        key_id, secret_key = request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")
+        self.bars_requests.append(BarsRequest(symbols, query, key_id))
+        if (key_id, secret_key) != (KEY_ID, SECRET_KEY):
+            return self._json(connection, 401, {"message": "unauthorized."})
+        if self.bars_status != 200:
+            return self._json(connection, self.bars_status, {"code": 42910000, "message": "too many requests."})
+        if self.bars_raw is not None:
+            return connection.respond(200, self.bars_raw.decode())
+        if query.get("timeframe") != "1Min" or query.get("sort", "asc") != "asc":
+            return self._json(connection, 422, {"message": "this fake serves 1Min bars in ascending order"})
+        start, end = timestamp(query["start"]), timestamp(query["end"])
+        # Every matching bar, symbol by symbol in the order asked, then cut into pages of `limit`.
+        rows = [(s, bar) for s in symbols for bar in within(self.bars.get(s, []), start, end)]
+        offset, limit = int(query.get("page_token") or 0), int(query.get("limit", 1000))
+        page: dict[str, list[dict[str, Any]]] = {}
+        for symbol, bar in rows[offset : offset + limit]:
+            page.setdefault(symbol, []).append({"t": rfc3339(bar.t * 1_000_000), "o": bar.o, "h": bar.h, "l": bar.l,
+                                                "c": bar.c, "v": bar.v, "n": 10, "vw": bar.c})  # fmt: skip
+        token = str(offset + limit) if offset + limit < len(rows) else None
+        return self._json(connection, 200, {"bars": page, "next_page_token": token})
 
     @staticmethod
     def _snapshot(symbol: str, close: float) -> dict[str, Any]:

@@ -5,7 +5,10 @@ It speaks the protocol FinnhubProvider follows (see streaming/providers/finnhub.
 messages. A test drives it: send trades to the subscribed connections, ping, drop the connection,
 send a malformed frame, refuse the key (HTTP 401 on the upgrade, or an error message), cap the
 symbols per connection as the free plan does. `GET /api/v1/quote?symbol=…` (key in the
-X-Finnhub-Token header or a token= parameter) answers with `pc`, the previous close.
+X-Finnhub-Token header or a token= parameter) answers with `pc`, the previous close, and
+`GET /api/v1/stock/candle?symbol=…&resolution=1&from=<unix s>&to=<unix s>` with the documented parallel
+arrays `{"c","h","l","o","s":"ok","t","v"}` or `{"s":"no_data"}`; `candle_status=403` answers as Finnhub
+does for a plan without candles.
 """
 
 import asyncio
@@ -20,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from .minute_bars import Bar, within
 
 CAP_ERROR = "Subscribing to too many symbols"
 KEY_ERROR = "Invalid API key"
@@ -51,6 +56,10 @@ class FakeFinnhub:
         self.accepted = 0  # websocket connections served
         self.received: list[dict[str, Any]] = []  # every client message, across connections
         self.quote_requests: list[str] = []
+        self.bars: dict[str, list[Bar]] = {}  # served as one-minute candles
+        self.candle_status = http.HTTPStatus.OK  # anything else: that status with Finnhub's error body
+        self.candle_raw: str | None = None  # answered as is with 200 (a malformed answer)
+        self.candle_requests: list[dict[str, str]] = []
         self.rest_tokens: list[str] = []  # how each REST request carried the key: "header" or "query"
         self.rest_in_flight = 0
         self.rest_in_flight_max = 0
@@ -153,6 +162,8 @@ class FakeFinnhub:
             self.rest_tokens.append(carried)
             if not token_ok:
                 return _json(connection, http.HTTPStatus.UNAUTHORIZED, {"error": KEY_ERROR})
+            if path == "/api/v1/stock/candle":
+                return self._candles(connection, request)
             if path != "/api/v1/quote":
                 return _json(connection, http.HTTPStatus.NOT_FOUND, {"error": "Not found"})
             symbol = parse_qs(urlsplit(request.path).query).get("symbol", [""])[0]
@@ -165,6 +176,22 @@ class FakeFinnhub:
             return _json(connection, http.HTTPStatus.OK, body)
         finally:
             self.rest_in_flight -= 1
+
+    def _candles(self, connection: ServerConnection, request: Request) -> Response:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
+        self.candle_requests.append(query)
+        if self.candle_status != http.HTTPStatus.OK:
+            return _json(connection, self.candle_status, {"error": "You don't have access to this resource."})
+        if self.candle_raw is not None:
+            return connection.respond(http.HTTPStatus.OK, self.candle_raw)
+        if query.get("resolution") != "1":
+            return _json(connection, http.HTTPStatus.UNPROCESSABLE_ENTITY, {"error": "this fake serves resolution 1"})
+        bars = within(self.bars.get(query.get("symbol", ""), []), int(query["from"]) * 1000, int(query["to"]) * 1000)
+        if not bars:
+            return _json(connection, http.HTTPStatus.OK, {"s": "no_data"})
+        body = {"c": [b.c for b in bars], "h": [b.h for b in bars], "l": [b.l for b in bars], "o": [b.o for b in bars],
+                "s": "ok", "t": [b.t // 1000 for b in bars], "v": [b.v for b in bars]}  # fmt: skip
+        return _json(connection, http.HTTPStatus.OK, body)
 
     async def _serve(self, ws: ServerConnection) -> None:
         assert ws.request is not None

@@ -6,11 +6,16 @@ one status per topic ("subscribed to: T.AAPL", or an error that does not name th
 server's "not authorized" does), and frames that are JSON arrays of events. A test switches on the
 failures: a refused key, `max_connections` (before or after authenticating), symbols or data types
 the plan does not include, a subscription limit, a dropped connection, a malformed frame. The same
-port answers plain HTTP GETs of the REST snapshot (`/v2/snapshot/locale/us/markets/stocks/tickers`).
+port answers plain HTTP GETs of the REST snapshot (`/v2/snapshot/locale/us/markets/stocks/tickers`) and
+of minute aggregates (`/v2/aggs/ticker/{T}/range/1/minute/{from}/{to}`, from and to in epoch ms, as
+documented: `{"ticker","status":"OK","queryCount","resultsCount","adjusted","results":[{"t","o","h","l",
+"c","v","vw","n"}],"request_id","next_url"?}`, `results` left out when there are none, `limit` results an
+answer and a `next_url` with a `cursor` for the rest).
 """
 
 import asyncio
 import contextlib
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -24,7 +29,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .minute_bars import Bar, within
+
 SNAPSHOT_PATH = "/v2/snapshot/locale/us/markets/stocks/tickers"
+AGGS_PATH = re.compile(r"/v2/aggs/ticker/(?P<ticker>[^/]+)/range/1/minute/(?P<start>\d+)/(?P<end>\d+)")
 NOT_AUTHORIZED = "not authorized"
 SUBSCRIPTION_LIMIT = "Subscription limit reached for feed. Please remove some subscriptions and try again."
 MAX_CONNECTIONS = "Maximum number of websocket connections exceeded. You have reached the connection limit."
@@ -54,6 +62,10 @@ class FakePolygon:
         self.previous_closes: dict[str, float] = {}
         self.snapshot_status = HTTPStatus.OK
         self.snapshot_delay = 0.0  # seconds before the snapshot answers
+        self.bars: dict[str, list[Bar]] = {}  # served as minute aggregates
+        self.aggs_status = HTTPStatus.OK  # anything else: that status with an error body
+        self.aggs_raw: bytes | None = None  # answered as is with 200 (a malformed answer)
+        self.aggs_requests: list[tuple[str, dict[str, list[str]], str | None]] = []  # (path, query, Authorization)
         # What happened:
         self.connections: list[float] = []  # monotonic time of each connection
         self.auths: list[str] = []  # keys offered
@@ -197,6 +209,8 @@ class FakePolygon:
         url = urllib.parse.urlsplit(request.path)
         if url.path == "/stocks":
             return None  # the websocket handshake goes on
+        if (aggs := AGGS_PATH.fullmatch(url.path)) is not None:
+            return self._aggregates(connection, request, aggs)
         if url.path != SNAPSHOT_PATH:
             return self._json(connection, HTTPStatus.NOT_FOUND, {"status": "NOT_FOUND", "message": "Not found"})
         query = urllib.parse.parse_qs(url.query)
@@ -215,6 +229,30 @@ class FakePolygon:
             for t in tickers
         ]
         return self._json(connection, HTTPStatus.OK, {"status": "OK", "count": len(snapshots), "tickers": snapshots})
+
+    def _aggregates(self, connection: ServerConnection, request: Request, aggs: re.Match[str]) -> Response:
+        url = urllib.parse.urlsplit(request.path)
+        query = urllib.parse.parse_qs(url.query)
+        authorization = request.headers.get("Authorization")
+        self.aggs_requests.append((url.path, query, authorization))
+        if authorization != f"Bearer {self.key}":
+            return self._json(connection, HTTPStatus.UNAUTHORIZED, {"status": "ERROR", "message": "Unknown API Key"})
+        if self.aggs_status != HTTPStatus.OK:
+            return self._json(connection, self.aggs_status, {"status": "ERROR", "message": "unavailable"})
+        if self.aggs_raw is not None:
+            return connection.respond(HTTPStatus.OK, self.aggs_raw.decode())
+        ticker = urllib.parse.unquote(aggs["ticker"])
+        bars = within(self.bars.get(ticker, []), int(aggs["start"]), int(aggs["end"]))
+        offset, limit = int(query.get("cursor", ["0"])[0]), int(query.get("limit", ["5000"])[0])
+        results = [{"v": b.v, "vw": b.c, "o": b.o, "c": b.c, "h": b.h, "l": b.l, "t": b.t, "n": 10}
+                   for b in bars[offset : offset + limit]]  # fmt: skip
+        body: dict[str, Any] = {"ticker": ticker, "queryCount": len(results), "resultsCount": len(results),
+                                "adjusted": True, "status": "OK", "request_id": "fake"}  # fmt: skip
+        if results:
+            body["results"] = results
+        if offset + limit < len(bars):
+            body["next_url"] = f"{self.api_url}{url.path}?cursor={offset + limit}&limit={limit}"
+        return self._json(connection, HTTPStatus.OK, body)
 
     @staticmethod
     def _json(connection: ServerConnection, code: HTTPStatus, body: dict[str, Any]) -> Response:

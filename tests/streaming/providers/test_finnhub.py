@@ -79,7 +79,8 @@ async def test_trades_become_spec_quotes(fake: FakeFinnhub) -> None:
         await until(lambda: fake.subscribed == ["AAPL", "MSFT"])
         assert feed.provider.status().connected
         assert sorted(fake.quote_requests) == ["AAPL", "MSFT"]
-        assert fake.rest_tokens == ["header", "header"]  # the key stays out of URLs that get logged
+        assert sorted(r["symbol"] for r in fake.candle_requests) == ["AAPL", "MSFT"]  # their day's history
+        assert fake.rest_tokens == ["header"] * 4  # closes and candles: the key stays out of URLs that get logged
 
         await fake.trade("AAPL", 187.2, volume=100, ts=1_700_000_000_000)
         await until(lambda: feed.of("AAPL"))
