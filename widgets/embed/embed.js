@@ -79,8 +79,15 @@
   }
 
   Widget.prototype.start = function () {
-    var self = this;
     this.token = null;
+    this.reconnect();
+  };
+
+  Widget.prototype.reconnect = function () {
+    // A renewal fails while the server is away: after an outage, fetch a token before connecting,
+    // instead of being refused (4401) with the expired one and waiting another backoff.
+    var self = this;
+    if (this.token && Date.now() < this.renewAt) return this.connect();
     this.fetchToken(function () { self.connect(); });
   };
 
@@ -96,6 +103,7 @@
       .then(function (data) {
         self.token = data.token;
         self.tokenFailures = 0;
+        self.renewAt = Date.now() + data.expires_in * 800;
         // Renewed before it expires, so a reconnect always has a valid one.
         self.renewTimer = setTimeout(function () { if (!self.stopped) self.fetchToken(); }, data.expires_in * 800);
         if (then) then();
@@ -106,6 +114,9 @@
         // the widget says it is unavailable at once, and gives up after a few more tries.
         if (error && (error.terminal || error.name === "SecurityError")) return self.unavailable();
         if (!then) return;
+        // It had a token that the server did not refuse: the server may be away, which the websocket
+        // attempt tells (and backs off from); a 4401 drops the token, so a refusal still ends here.
+        if (self.token) return then();
         self.showUnavailable();
         if (++self.tokenFailures >= TOKEN_TRIES) return self.unavailable();
         self.retry(function () { self.fetchToken(then); });
@@ -122,15 +133,16 @@
     socket.onclose = function (event) {
       if (self.stopped || socket !== self.socket) return;
       if (TERMINAL[event.code]) return self.unavailable();
-      if (event.code === 4401) return self.retry(function () { self.fetchToken(function () { self.connect(); }); });
-      self.retry(function () { self.connect(); });
+      if (event.code === 4401) self.token = null; // refused: fetch a new one first
+      self.retry(function () { self.reconnect(); });
     };
   };
 
   Widget.prototype.retry = function (again) {
     // Exponential backoff with full jitter: many viewers of a restarted server do not return at once.
+    var self = this;
     var delay = Math.random() * Math.min(30000, 1000 * Math.pow(2, this.attempt++));
-    setTimeout(again, delay);
+    setTimeout(function () { if (!self.stopped) again(); }, delay); // stopped meanwhile: stay stopped
   };
 
   Widget.prototype.unavailable = function () {
