@@ -224,3 +224,111 @@ def test_counting_viewers_and_streams_makes_no_redis_client_per_page_view(pro_or
         assert widget_viewers(organisation=pro_org) == {}
         assert organisation_open_streams(organisation=pro_org) == 0
     assert len(_states) == before
+
+
+# -- edit and delete ------------------------------------------------------------------------------------
+def admin_client(organisation: Organisation, make_user: Callable[..., User]) -> Client:
+    admin = make_user(f"admin@{organisation.slug}.example")
+    organisation.memberships.create(user=admin, role=Role.ADMIN)
+    return signed_in(organisation, admin)
+
+
+def member_client(organisation: Organisation, make_user: Callable[..., User]) -> Client:
+    member = make_user(f"member@{organisation.slug}.example")
+    organisation.memberships.create(user=member, role=Role.MEMBER)
+    return signed_in(organisation, member)
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_edit_a_widget(
+    pro_org: Organisation, make_user: Callable[..., User], make_widget: Callable[..., Widget], role: str
+) -> None:
+    widget = make_widget(pro_org)
+    client = owner_client(pro_org) if role == "owner" else admin_client(pro_org, make_user)
+    edited = {**FORM, "name": "Sidebar", "kind": "quote_table", "symbols": "nvda", "allowed_origins": SITE}
+    response = client.post(f"/widgets/{widget.pk}/edit/", edited)
+    assert response.status_code == 302
+    assert response["Location"] == f"/widgets/{widget.pk}/"
+    with inside(pro_org):
+        saved = Widget.objects.get()
+    assert (saved.pk, saved.public_id) == (widget.pk, widget.public_id)  # the same widget: snippets keep working
+    assert (saved.name, saved.kind, saved.theme) == ("Sidebar", "quote_table", "dark")
+    assert saved.symbols == ["NVDA"]
+    assert saved.allowed_origins == [SITE]
+    assert "Saved “Sidebar”" in client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("allowed_origins", "https://www.example.com/shop", "without a path"),
+        ("allowed_origins", "https://*.example.com", "wildcards are not supported"),
+        ("name", "", "This field is required."),
+    ],
+)
+def test_an_invalid_edit_is_refused_and_keeps_the_form(
+    pro_org: Organisation, make_widget: Callable[..., Widget], field: str, value: str, error: str
+) -> None:
+    widget = make_widget(pro_org)
+    response = owner_client(pro_org).post(f"/widgets/{widget.pk}/edit/", {**FORM, field: value})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert error in page
+    # What was typed is still in the form, to correct (not the widget's saved "AAPL, MSFT" and SITE).
+    assert 'name="symbols" value="aapl, msft"' in page
+    typed_origins = value if field == "allowed_origins" else FORM["allowed_origins"]
+    assert f'id="edit_allowed_origins">\n{typed_origins}</textarea>' in page
+    with inside(pro_org):
+        unchanged = Widget.objects.get()
+    assert (unchanged.name, unchanged.allowed_origins, unchanged.symbols) == (
+        widget.name,
+        widget.allowed_origins,
+        widget.symbols,
+    )
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_delete_a_widget_after_confirming(
+    pro_org: Organisation, make_user: Callable[..., User], make_widget: Callable[..., Widget], role: str
+) -> None:
+    widget = make_widget(pro_org)
+    client = owner_client(pro_org) if role == "owner" else admin_client(pro_org, make_user)
+    confirm = client.get(f"/widgets/{widget.pk}/delete/")
+    assert confirm.status_code == 200
+    assert f'action="/widgets/{widget.pk}/delete/"' in confirm.content.decode()
+    with inside(pro_org):
+        assert Widget.objects.filter(pk=widget.pk).exists()  # asking deletes nothing
+    response = client.post(f"/widgets/{widget.pk}/delete/")
+    assert response.status_code == 302
+    assert response["Location"] == "/widgets/"
+    with inside(pro_org):
+        assert not Widget.objects.filter(pk=widget.pk).exists()
+    assert "Deleted “Homepage”" in client.get("/widgets/").content.decode()
+    assert (
+        host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE).status_code
+        == 404
+    )
+
+
+def test_members_cannot_edit_or_delete_widgets(
+    pro_org: Organisation, make_user: Callable[..., User], make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    client = member_client(pro_org, make_user)
+    assert client.post(f"/widgets/{widget.pk}/edit/", {**FORM, "name": "Hijacked"}).status_code == 403
+    assert client.get(f"/widgets/{widget.pk}/delete/").status_code == 403
+    assert client.post(f"/widgets/{widget.pk}/delete/").status_code == 403
+    with inside(pro_org):
+        assert Widget.objects.get().name == "Homepage"
+
+
+def test_another_organisation_cannot_edit_or_delete_a_widget(
+    pro_org: Organisation, make_organisation: Callable[..., Organisation], make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    client = owner_client(make_organisation("umbrella", plan="pro"))
+    assert client.post(f"/widgets/{widget.pk}/edit/", {**FORM, "name": "Hijacked"}).status_code == 404
+    assert client.get(f"/widgets/{widget.pk}/delete/").status_code == 404
+    assert client.post(f"/widgets/{widget.pk}/delete/").status_code == 404
+    with inside(pro_org):
+        assert Widget.objects.get().name == "Homepage"
