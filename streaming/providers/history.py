@@ -206,25 +206,31 @@ class QuoteHistory:
         boundary -= boundary % MINUTE_MS
         if boundary > series.thinned_to:
             start, stop = bisect_left(series.ts, series.thinned_to), bisect_left(series.ts, boundary)
-            series.replace(start, stop, list(self._thinned(series, start, stop)))
+            kept = self._kept(series, start, stop)
+            if len(kept) < stop - start:  # (bars are thin already: nothing to rewrite)
+                series.replace(start, stop, [series.point(i) for i in kept])
             series.thinned_to = boundary
         cut = bisect_right(series.ts, newest - self.keep_ms) - 1
         if cut > 0:
             series.replace(0, cut, [])
 
     @staticmethod
-    def _thinned(series: _Series, start: int, stop: int) -> Iterator[_Point]:
-        """The first, highest, lowest and last points of each minute in [start, stop), in time order."""
+    def _kept(series: _Series, start: int, stop: int) -> list[int]:
+        """The indices of the first, highest, lowest and last points of each minute in [start, stop), in order."""
+        kept: list[int] = []
         i = start
         while i < stop:
             minute = series.ts[i] - series.ts[i] % MINUTE_MS
             end = bisect_left(series.ts, minute + MINUTE_MS, i, stop)
-            prices = series.price[i:end]
-            high = i + max(range(end - i), key=prices.__getitem__)
-            low = i + min(range(end - i), key=prices.__getitem__)
-            for k in sorted({i, high, low, end - 1}):
-                yield series.point(k)
+            if end - i <= 4:
+                kept.extend(range(i, end))
+            else:
+                prices = series.price[i:end]
+                high = i + max(range(end - i), key=prices.__getitem__)
+                low = i + min(range(end - i), key=prices.__getitem__)
+                kept.extend(sorted({i, high, low, end - 1}))
             i = end
+        return kept
 
 
 __all__ = ["KEEP_MS", "MAX_POINTS", "POINT_BYTES", "MinuteBar", "QuoteHistory", "change_fields", "minute_bar"]

@@ -402,8 +402,9 @@ class VendorStreamProvider(MarketDataProvider):
     async def _history_load(self, symbols: list[str]) -> None:
         """Back-fill the symbols' trading day; a failure is said in the status and tried again later."""
         end = now_ms()
+        start = end - self.history.keep_ms - 60_000  # a minute more: the day's first bar is then complete
         try:
-            bars = await self.history_bars(symbols, start_ms=end - self.history.keep_ms, end_ms=end)
+            bars = await self.history_bars(symbols, start_ms=start, end_ms=end)
         except VendorError as exc:
             self._history_failed(symbols, str(exc), fatal=exc.fatal)
             return
