@@ -138,6 +138,7 @@ def _detail_page(
         "form": form,
         "snippet": embed_snippet(public_id=widget.public_id, organisation_base_url=base_url),
         "snippet_origin": base_url,
+        "snippet_ws_origin": "ws" + base_url.removeprefix("http"),  # https → wss, http → ws
         "viewers": viewers.get(widget.pk, 0),
         "viewers_total": sum(viewers.values()),
         "limits": organisation_limits(organisation),

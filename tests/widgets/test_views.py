@@ -44,6 +44,19 @@ def test_an_owner_creates_a_widget_and_sees_its_snippet(pro_org: Organisation) -
     assert '<span id="widget-viewers">0</span> viewers now' in page
 
 
+def test_the_widget_page_names_the_exact_csp_entries_with_the_websocket_form(
+    pro_org: Organisation, make_widget: Callable[..., Widget]
+) -> None:
+    widget = make_widget(pro_org)
+    page = owner_client(pro_org).get(f"/widgets/{widget.pk}/").content.decode()
+    assert (
+        "<code>script-src http://initech.localhost; connect-src http://initech.localhost ws://initech.localhost</code>"
+        in page
+    )
+    secure = owner_client(pro_org).get(f"/widgets/{widget.pk}/", secure=True).content.decode()
+    assert "connect-src https://initech.localhost wss://initech.localhost</code>" in secure
+
+
 def test_a_refused_create_keeps_the_form_and_says_why(free_org: Organisation) -> None:
     response = owner_client(free_org).post("/widgets/new/", FORM)
     assert response.status_code == 400
