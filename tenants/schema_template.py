@@ -29,6 +29,16 @@ CLONE_FUNCTION_HELPERS = ("get_insert_stmt_ddl", "pg_get_coldef", "pg_get_tabled
 # Any constant: serialises two processes that find the function missing or outdated at once.
 CLONE_FUNCTION_LOCK = 0x7464_636C_6F6E_6501
 
+# clone_schema renames each cloned index back to its template name by joining pg_indexes to itself on
+# the table name. PL/pgSQL soon runs that query with a generic plan, which takes a table name for
+# one row: with 260 organisations the join matched every schema's table of that name against every
+# other's, deparsing each index (pg_get_indexdef) for each pair, and one clone took 15 to 90 s. Planned
+# for the actual names each time (custom plans), the schema filters come first: 0.29 s.
+CLONE_FUNCTION_PLANNING = f"""
+;
+ALTER FUNCTION {CLONE_FUNCTION_SIGNATURE} SET plan_cache_mode = force_custom_plan;
+"""
+
 _CLONE_FUNCTION_STATE_SQL = """
 SELECT coalesce(bool_or(proname = 'clone_schema' AND obj_description(oid, 'pg_proc') = %s), false),
        count(DISTINCT proname) FILTER (WHERE proname <> 'clone_schema')
@@ -144,7 +154,7 @@ def _database_user() -> str:
 
 @cache
 def _clone_function_script(database_user: str) -> tuple[str, str]:
-    """django-tenants' script for this owner, and the comment that identifies it (its sha256)."""
-    script = CLONE_SCHEMA_FUNCTION.format(db_user=database_user)
+    """django-tenants' script for this owner, with our planner setting, and the comment naming it (its sha256)."""
+    script = CLONE_SCHEMA_FUNCTION.format(db_user=database_user) + CLONE_FUNCTION_PLANNING
     digest = hashlib.sha256(script.encode()).hexdigest()
     return script, f"django-tenants clone_schema sha256 {digest}"

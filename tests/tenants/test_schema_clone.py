@@ -162,3 +162,15 @@ def test_template_schema_sync_installs_the_clone_function() -> None:
     assert template_schema_sync() == TEMPLATE
 
     assert clone_function_is_current()
+
+
+def test_the_clone_function_plans_each_query_for_its_actual_names() -> None:
+    """With generic plans, its index-renaming join went quadratic in the number of schemas (15-90 s a clone
+    at 260 organisations; `python -m bench.tenant_scale` measures it)."""
+    clone_function_ensure()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proconfig FROM pg_catalog.pg_proc WHERE oid = %s::regprocedure", [CLONE_FUNCTION_SIGNATURE]
+        )
+        (config,) = cursor.fetchone()
+    assert config == ["plan_cache_mode=force_custom_plan"]
