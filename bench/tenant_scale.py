@@ -93,9 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def autovacuum_set(admin_url: str, mode: str) -> Any:
     """Set the server's autovacuum for the run; returns what puts the previous setting back."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        setting, source = conn.execute(
-            "SELECT setting, sourcefile FROM pg_settings WHERE name = 'autovacuum'"
-        ).fetchone()
+        row = conn.execute("SELECT setting, sourcefile FROM pg_settings WHERE name = 'autovacuum'").fetchone()
+        setting, source = row if row is not None else ("on", None)
         if mode != "keep":
             conn.execute(f"ALTER SYSTEM SET autovacuum = {mode}")
             conn.execute("SELECT pg_reload_conf()")
