@@ -1,4 +1,4 @@
-"""The websocket stack in front of the consumer: origin check, query string, tenant from Host, session cookie.
+"""The websocket stack in front of the consumer: query string, origin check, tenant from Host, session cookie.
 
 A refusal here still follows SPEC: the socket is accepted, sent an `error` message, then closed
 with the matching code (a refusal before `accept` would only be an HTTP 403 to the browser).
