@@ -55,14 +55,19 @@ def embed_js(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_http_methods(["POST", "OPTIONS"])
 @vary_on_headers("Origin")
 def token(request: HttpRequest, public_id: str) -> HttpResponse:
-    """`{"token", "expires_in"}` with CORS headers for an allowed Origin; 403 and no CORS header otherwise."""
+    """`{"token", "expires_in"}` with CORS headers for an allowed Origin; 403 otherwise, readable (a CORS
+    header) only by an allowed Origin of a widget turned off."""
     origin = request_origin(request.headers.get("Origin", ""))
     widget = widget_by_public_id(public_id=public_id)
     if widget is None:
         return _refusal(404, "not_found", "No such widget.")
+    allowed = origin is not None and origin_allowed(widget, origin, own_origin(request))
     if not widget.active:
-        return _refusal(403, "forbidden", "This widget has been turned off by its organisation.")
-    if origin is None or not origin_allowed(widget, origin, own_origin(request)):
+        refusal = _refusal(403, "forbidden", "This widget has been turned off by its organisation.")
+        if allowed:  # a site on its list may read why, so its embed script stops for good instead of retrying
+            refusal["Access-Control-Allow-Origin"] = str(origin)
+        return refusal
+    if origin is None or not allowed:
         return _refusal(403, "forbidden", "This widget is not allowed on this web site.")
     if request.method == "OPTIONS":  # a preflight; the embed script's own request needs none
         response = HttpResponse(status=204)

@@ -157,6 +157,14 @@ def test_a_revoked_widget_gets_no_token(pro_org: Organisation, make_widget: Call
     response = host_client("initech.localhost").post(f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN=SITE)
     assert response.status_code == 403
     assert "turned off" in json.loads(response.content)["message"]
+    # A site on the widget's list may read the refusal (its embed script then stops for good) ...
+    assert response["Access-Control-Allow-Origin"] == SITE
+    # ... a page of another site cannot read it (the browser keeps it from the script).
+    elsewhere = host_client("initech.localhost").post(
+        f"/widgets/{widget.public_id}/token/", HTTP_ORIGIN="https://evil.example"
+    )
+    assert elsewhere.status_code == 403
+    assert "Access-Control-Allow-Origin" not in elsewhere
 
 
 def test_the_organisation_own_pages_get_a_token_for_the_preview(
