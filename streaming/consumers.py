@@ -22,6 +22,7 @@ from billing.limits import PlanLimits
 from symbols.selectors import Rejection, symbols_validate
 
 from .access import Grant, OrganisationRef, plan_limits, stream_access, watchlist_stream_symbols
+from .feed_changes import MARKET_CHANGED, UNSERVED_CHANGED, unserved_items
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
 from .metrics import STREAM_COUNTS
@@ -68,6 +69,10 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     subscription: Subscription
     watchlist_id: int | None = None
     max_per_second = 0  # the throttle a connection starts with (a widget's own setting); 0: none
+    # What the client was last told of the market and of its unserved symbols (snapshot, then messages):
+    # the feed's catch-up for an organisation that just started watching may repeat it; said once.
+    told_market_open = True
+    told_unserved: list[dict[str, str]] = []  # replaced, never changed in place
 
     # -- the connection's life -------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -181,10 +186,12 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             if missing and not feed.get("history"):  # with history, quotes of `delay` ago come within a second
                 extra["pending"] = await self.pending_delayed(missing)
         unserved = feed.get("unserved") or {}
-        if any(s in unserved for s in symbols):  # the data source does not serve these (a vendor's cap, say)
-            extra["unserved"] = [{"symbol": s, "reason": unserved[s]} for s in symbols if s in unserved]
+        self.told_unserved = unserved_items(symbols, unserved)
+        if self.told_unserved:  # the data source does not serve these (a vendor's cap, say)
+            extra["unserved"] = self.told_unserved
         market = feed.get("market")
-        if market and not market.get("open"):  # trading hours: the exchange is closed, the last quotes stand
+        self.told_market_open = not market or bool(market.get("open"))
+        if not self.told_market_open:  # trading hours: the exchange is closed, the last quotes stand
             extra["market"] = market
         extra["limits"] = limits.as_dict(len(self.subscription))
         extra["simulated"] = data_simulated(feed.get("provider"))
@@ -235,6 +242,19 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.watchlist_changed(event)
         elif kind == "alert.fired" and isinstance(event.get("alert"), dict):
             self.reply({"type": "alert", "alert": event["alert"]})
+        elif kind == MARKET_CHANGED and isinstance(event.get("market"), dict):
+            if bool(event["market"].get("open")) != self.told_market_open:
+                self.told_market_open = not self.told_market_open
+                self.reply({"type": "market", "market": event["market"]})
+        elif kind == UNSERVED_CHANGED and any(s in self.subscription for s in event.get("symbols", ())):
+            self.reply_unserved(event.get("unserved") or {})
+
+    def reply_unserved(self, unserved: dict[str, str]) -> None:
+        """The unserved symbols among this connection's, all of them (an empty list: all are served again)."""
+        items = unserved_items(self.subscription.list(), unserved)
+        if items != self.told_unserved:
+            self.told_unserved = items
+            self.reply({"type": "unserved", "unserved": items})
 
     async def abort(self) -> None:
         """The connection failed while handling a message: give its place back, then close it."""
@@ -297,8 +317,11 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.hub.follow(self, symbols)
         self.reply(subscribed(symbols, rejected))
         cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
+        unserved = (await self.hub.feed_status() or {}).get("unserved") or {}
         if self.released:
             return
+        if any(s in unserved for s in symbols):  # already not served: the snapshot would have said so
+            self.reply_unserved(unserved)
         for symbol, encoded in cached.items():
             if symbol in self.subscription:
                 self.offer(symbol, encoded)

@@ -10,12 +10,14 @@ Observers (minute bars, alerts) hear every published batch.
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import orjson
@@ -26,6 +28,7 @@ from django.conf import settings
 from billing.events import organisations_grace_expired_notify
 from core.tasks import cancel_until_done, where
 
+from .feed_changes import FeedChanges
 from .groups import quotes_group
 from .layers import group_send_many
 from .market_hours import MarketHours, MarketState
@@ -103,6 +106,19 @@ class WatchIndex:
     def symbols(self) -> set[str]:
         return {symbol for symbols in self.by_delay.values() for symbol in symbols}
 
+    @cached_property
+    def schemas_by_symbol(self) -> dict[str, set[str]]:
+        """Symbol → the organisations that watch it at any delay (built when first asked, once per index)."""
+        schemas: dict[str, set[str]] = defaultdict(set)
+        for symbols in self.by_delay.values():
+            for symbol, watchers in symbols.items():
+                schemas[symbol].update(watchers)
+        return dict(schemas)
+
+    @cached_property
+    def schemas(self) -> set[str]:
+        return {schema for schemas in self.schemas_by_symbol.values() for schema in schemas}
+
 
 @dataclass
 class DelayBuffer:
@@ -134,6 +150,8 @@ class DelayBuffer:
 class Feed:
     """Leader election around the publishing loop."""
 
+    market_check_seconds = MARKET_CHECK_SECONDS  # tests that move a fake clock ask more often
+
     def __init__(
         self,
         provider: MarketDataProvider,
@@ -161,6 +179,8 @@ class Feed:
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._status_due = asyncio.Event()  # the market opened or closed: store the status (and tell) now
+        self.changes = FeedChanges()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -187,6 +207,7 @@ class Feed:
                 await self._stopping.wait()
 
     async def _lead(self) -> None:
+        self.changes = FeedChanges.from_status(await self.state.feed_status())
         await self.state.delay_history_reset()
         self.buffers.clear()
         await self.provider.start()
@@ -250,12 +271,14 @@ class Feed:
             current = await self.state.watches_version()
             if current != version or time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
                 version, last_refresh = current, time.monotonic()
-                await self._refresh_watches()
+                await self._refresh_watches(catch_up=True)
 
-    async def _refresh_watches(self) -> None:
-        before = self.index.symbols
+    async def _refresh_watches(self, *, catch_up: bool = False) -> None:
+        before, before_schemas = self.index.symbols, self.index.schemas
         self.index = await asyncio.to_thread(WatchIndex.build, await self.state.watches_all())
         after = self.index.symbols
+        if catch_up and (newcomers := self.index.schemas - before_schemas):
+            await group_send_many(self.layer, self.changes.catch_up(newcomers, self.index.schemas_by_symbol))
         if after - before:
             await self.provider.subscribe(sorted(after - before))
         if before - after:
@@ -333,39 +356,52 @@ class Feed:
             await self._stopping.wait()
             return
         while True:
+            before = self.market
             try:
                 self.market = await asyncio.to_thread(self.market_hours.state)
                 self._calendar_failed = False
             except Exception:  # a calendar that fails must not stop quotes: they flow as without hours
                 logger.exception("the trading calendar could not be read")
                 self.market, self._calendar_failed = None, True
-            await asyncio.sleep(MARKET_CHECK_SECONDS)
+            if self.market is not None and (before is None or before.open != self.market.open):
+                self._status_due.set()
+            await asyncio.sleep(self.market_check_seconds)
 
     async def _store_status(self) -> None:
-        """What connections (a provider with history?) and staff (is the feed up?) read about the feed."""
+        """What connections (a provider with history?) and staff (is the feed up?) read about the feed;
+        then open connections are told if the market or the unserved symbols changed (stored first, so
+        a connection opened meanwhile gets the new state in its snapshot, never the old one after it)."""
         while True:
+            self._status_due.clear()
             status = self.provider.status()
-            await self.state.feed_status_store(
-                {
-                    "holder": self.holder,
-                    "provider": self.provider.name,
-                    "history": self.provider.has_history,
-                    "connected": status.connected,
-                    "last_quote_ms": status.last_quote_ms or self.last_publish_ms,
-                    "last_publish_ms": self.last_publish_ms,
-                    "symbols": len(self.index.symbols),
-                    "unserved": status.unserved,
-                    "error": status.error,
-                    "reconnects": status.reconnects,
-                    "published": self.published,
-                    "received": self.received,
-                    "counts": self._observer_counts(),
-                    "market": self.market.as_dict() if self.market is not None else None,
-                    "stored_ms": now_ms(),
-                },
-                STATUS_TTL_MS,
-            )
-            await asyncio.sleep(STATUS_EVERY_SECONDS)
+            stored = {
+                "holder": self.holder,
+                "provider": self.provider.name,
+                "history": self.provider.has_history,
+                "connected": status.connected,
+                "last_quote_ms": status.last_quote_ms or self.last_publish_ms,
+                "last_publish_ms": self.last_publish_ms,
+                "symbols": len(self.index.symbols),
+                "unserved": status.unserved,
+                "error": status.error,
+                "reconnects": status.reconnects,
+                "published": self.published,
+                "received": self.received,
+                "counts": self._observer_counts(),
+                "market": self.market.as_dict() if self.market is not None else None,
+                "stored_ms": now_ms(),
+            }
+            await self.state.feed_status_store(stored, STATUS_TTL_MS)
+            told = dataclasses.replace(self.changes)
+            changes = self.changes.messages(stored, self.index.schemas_by_symbol)
+            try:
+                await group_send_many(self.layer, changes)
+            except Exception:  # the channel layer may be away: told again on the next round
+                logger.exception("could not tell connections of a market or unserved-symbols change")
+                self.changes = told
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_EVERY_SECONDS):
+                    await self._status_due.wait()
 
     def _observer_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -21,6 +21,7 @@ from django.conf import settings
 from core.tasks import cancel_until_done, where
 
 from .access import plan_limits
+from .feed_changes import MARKET_CHANGED, UNSERVED_CHANGED
 from .groups import control_group, quotes_group
 from .metrics import STREAM_COUNTS
 from .sender import SendClock
@@ -88,6 +89,8 @@ class Room:
                 self.hub.spawn(self._control(message))
 
     async def _control(self, message: dict[str, Any]) -> None:
+        if message.get("type") in (MARKET_CHANGED, UNSERVED_CHANGED):
+            self.hub.feed_status_forget()  # the next snapshot in this process reads the status the feed just stored
         if message.get("type") == "plan.changed":
             # One database read for the whole room, not one per connection; should it fail, each
             # connection reads its limits itself (and closes if it cannot).
@@ -153,6 +156,9 @@ class StreamHub:
             status = await self.state.feed_status()
             self._feed_status = (time.monotonic(), status)
         return status
+
+    def feed_status_forget(self) -> None:
+        self._feed_status = (-FEED_STATUS_CACHE_SECONDS, None)
 
     # -- rooms ---------------------------------------------------------------------------
     async def join(self, connection: Connection) -> None:

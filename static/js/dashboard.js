@@ -210,11 +210,51 @@
     announced = Date.now();
   }
 
-  // What the badge says about the data: its freshness, and that it is made up when it is.
+  // What the badge says about the data: its freshness, and that it is made up when it is; while the
+  // exchange is closed, that it is (the snapshot, then `market` messages, say when it opens or closes).
   let simulated = false;
+  let freshness = { delayed: false, minutes: 0 };
+  let marketClosed = false;
   function setFreshness(delayed, delayMinutes) {
-    const freshness = delayed ? "Delayed by " + delayMinutes + " min" : "Live";
-    setBadge(delayed ? "delayed" : "live", simulated ? "Simulated · " + freshness.toLowerCase() : freshness);
+    freshness = { delayed: delayed, minutes: delayMinutes };
+    if (marketClosed) return setBadge("closed", "Market closed");
+    const text = delayed ? "Delayed by " + delayMinutes + " min" : "Live";
+    setBadge(delayed ? "delayed" : "live", simulated ? "Simulated · " + text.toLowerCase() : text);
+  }
+
+  function setMarket(market) {
+    const closed = Boolean(market && !market.open);
+    if (closed) {
+      const close = market.last_close_ms ? moment(market.last_close_ms) : "the last close";
+      const opens = market.next_open_ms ? " It opens at " + moment(market.next_open_ms) + "." : "";
+      show(notice, "The market is closed: these are the last prices, as of " + close + "." + opens);
+    } else if (marketClosed) {
+      notice.hidden = true; // the closed-market notice goes with the close
+    }
+    marketClosed = closed;
+    setFreshness(freshness.delayed, freshness.minutes);
+  }
+
+  // Symbols the data source does not serve (not in a replay's files, beyond a vendor plan's cap): the
+  // full list for this stream, so a row not in it is served (again).
+  function setUnserved(unserved) {
+    const reasons = new Map(unserved.map((item) => [item.symbol, item.reason]));
+    rows.forEach((row, symbol) => {
+      if (!reasons.has(symbol)) {
+        if (!row.tr.classList.contains("row--unserved")) return;
+        row.tr.classList.remove("row--unserved");
+        row.cells.price.removeAttribute("title");
+        row.cells.price.textContent = row.quote ? PRICE.format(row.quote.price) : "—";
+        return;
+      }
+      row.tr.classList.add("row--unserved");
+      const reason = UNSERVED[reasons.get(symbol)] || "The market data source does not serve this symbol.";
+      const why = document.createElement("span"); // the reason for screen readers too, not only a tooltip
+      why.className = "visually-hidden";
+      why.textContent = " (" + reason + ")";
+      row.cells.price.replaceChildren("Not served", why);
+      row.cells.price.title = reason;
+    });
   }
 
   function onSnapshot(message) {
@@ -222,28 +262,11 @@
     problem.hidden = true;
     simulated = message.simulated === true;
     setFreshness(message.delayed, message.delay_minutes);
-    const market = message.market;
-    if (market && !market.open) {
-      setBadge("closed", "Market closed");
-      const close = market.last_close_ms ? moment(market.last_close_ms) : "the last close";
-      const opens = market.next_open_ms ? " It opens at " + moment(market.next_open_ms) + "." : "";
-      show(notice, "The market is closed: these are the last prices, as of " + close + "." + opens);
-    }
+    setMarket(message.market);
     (message.quotes || []).forEach(apply);
-    // Symbols the data source does not serve (not in a replay's files, beyond a vendor plan's cap).
-    (message.unserved || []).forEach((item) => {
-      const row = rows.get(item.symbol);
-      if (!row) return;
-      row.tr.classList.add("row--unserved");
-      const reason = UNSERVED[item.reason] || "The market data source does not serve this symbol.";
-      const why = document.createElement("span"); // the reason for screen readers too, not only a tooltip
-      why.className = "visually-hidden";
-      why.textContent = " (" + reason + ")";
-      row.cells.price.replaceChildren("Not served", why);
-      row.cells.price.title = reason;
-    });
+    setUnserved(message.unserved || []);
     const pending = message.pending || [];
-    if (market && !market.open) {
+    if (marketClosed) {
       // the closed-market notice stays
     } else if (pending.length) {
       const first = Math.min(...pending.map((p) => p.available_at));
@@ -267,6 +290,8 @@
       case "limits":
         setFreshness(message.delayed, message.delay_minutes);
         break;
+      case "market": setMarket(message.market); break;
+      case "unserved": setUnserved(message.unserved || []); break;
       case "unsubscribed":
         if (message.reason === "watchlist") {
           message.symbols.forEach(removeRow);

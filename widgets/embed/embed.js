@@ -162,14 +162,17 @@
     if (type === "snapshot") {
       this.attempt = 0;
       this.config = message.widget;
-      this.note = message.market && !message.market.open ? "Market closed"
-        : message.simulated ? "Simulated data" : message.delayed ? "Delayed " + message.delay_minutes + " min" : "Live";
+      this.fresh = message.simulated ? "Simulated data" : message.delayed ? "Delayed " + message.delay_minutes + " min" : "Live";
+      this.note = message.market && !message.market.open ? "Market closed" : this.fresh;
       this.quotes = {};
       this.symbols = [];
       this.add(message.quotes);
       this.render();
     } else if (type === "quotes") {
       this.add(message.quotes);
+    } else if (type === "market") { // the exchange opened or closed while the widget was open
+      this.note = message.market.open ? this.fresh : "Market closed";
+      this.render();
     } else if (type === "widget") {
       this.config = message.widget;
       this.render();

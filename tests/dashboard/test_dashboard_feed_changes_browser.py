@@ -1,0 +1,133 @@
+"""An open dashboard in Debian's Chromium follows the feed without reloading: "Market closed" when the
+exchange closes and "Live" when it opens, and "Not served" for a row the source stops serving."""
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
+from playwright.sync_api import Page, expect
+
+from streaming.feed import Feed
+from streaming.market_hours import MarketHours
+from streaming.state import stream_state
+from tests.dashboard.test_dashboard_browser import create_watchlist, log_in, tenant_url
+from tests.live import LEADER_WAIT_SECONDS, LiveServer, chromium_page
+from tests.streaming import live_support
+from tests.streaming.conftest import Committed
+from tests.streaming.conftest import committed as committed_rows
+from tests.streaming.market_support import (
+    TUESDAY_AFTERNOON,
+    TUESDAY_EVENING,
+    WEDNESDAY_OPEN,
+    MovableClock,
+    MovableFeed,
+    ServingSome,
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+db, web = live_support.db, live_support.web
+committed = committed_rows
+
+CHANGE_SHOWN_MS = 5_000  # the feed tells at once; the page has a few seconds to show it
+
+
+@pytest.fixture
+def movable_feed(db: None) -> Iterator[MovableFeed]:
+    """The real feed, leading from a thread of this process (its own event loop) so that the test moves
+    its clock and its provider's unserved symbols; the web process is a real one, as in production."""
+    clock, provider = MovableClock(TUESDAY_AFTERNOON), ServingSome()
+    loop = asyncio.new_event_loop()
+    made: list[Feed] = []
+    created = threading.Event()
+
+    async def lead() -> None:
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        feed = Feed(provider, stream_state(), layer, market_hours=MarketHours(now_ms=clock))
+        feed.market_check_seconds = 0.05
+        made.append(feed)
+        created.set()
+        await feed.run()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(lead(),), name="movable-feed")
+    thread.start()
+    try:
+        assert created.wait(10)
+        feed = made[0]
+        deadline = time.monotonic() + LEADER_WAIT_SECONDS + 20  # a lock left by an earlier test; the calendar's load
+        while feed.market is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert feed.market is not None, "the test's feed never led"
+        yield MovableFeed(feed, provider, clock)
+    finally:
+        if made:
+            loop.call_soon_threadsafe(made[0].stop)
+        thread.join(20)
+        loop.close()
+
+
+@contextmanager
+def open_dashboard(committed: Committed, web: LiveServer) -> Iterator[Page]:
+    """A new organisation's owner watching AAPL and MSFT on the dashboard, prices shown; afterwards, the
+    page is the one first opened (no reload) on its first websocket (no reconnect)."""
+    tenant = committed.tenant_sync("pro")
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Tech", "AAPL, MSFT")
+        sockets: list[object] = []
+        page.on("websocket", lambda socket: sockets.append(socket))
+        page.goto(tenant_url(web, tenant, "/"))
+        for symbol in ("AAPL", "MSFT"):
+            expect(page.locator(f'tr[data-symbol="{symbol}"] .price')).to_have_text(re.compile(r"\d"))
+        page.evaluate("window.openedOnce = true")  # gone if the page reloads
+        yield page
+        assert page.evaluate("window.openedOnce") is True
+        assert len(sockets) == 1
+
+
+def test_an_open_dashboard_says_market_closed_at_the_close_and_live_at_the_open(
+    committed: Committed, movable_feed: MovableFeed, web: LiveServer
+) -> None:
+    with open_dashboard(committed, web) as page:
+        badge, notice = page.locator("#stream-badge"), page.locator("#stream-notice")
+        expect(badge).to_have_text("Simulated · live")
+
+        movable_feed.clock.at_ms = TUESDAY_EVENING  # 17:00 New York
+        expect(badge).to_have_text("Market closed", timeout=CHANGE_SHOWN_MS)
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text("The market is closed: these are the last prices")
+
+        movable_feed.clock.at_ms = WEDNESDAY_OPEN + 60_000
+        expect(badge).to_have_text("Simulated · live", timeout=CHANGE_SHOWN_MS)
+        expect(notice).to_be_hidden()
+        aapl = page.locator('tr[data-symbol="AAPL"] .time')
+        shown = aapl.inner_text()
+        expect(aapl).not_to_have_text(shown, timeout=CHANGE_SHOWN_MS)  # quotes flow again
+
+
+def test_an_open_dashboard_shows_then_clears_not_served_for_a_row(
+    committed: Committed, movable_feed: MovableFeed, web: LiveServer
+) -> None:
+    with open_dashboard(committed, web) as page:
+        msft, aapl = page.locator('tr[data-symbol="MSFT"]'), page.locator('tr[data-symbol="AAPL"]')
+
+        movable_feed.provider.unserved = {"MSFT": "symbol_limit"}
+        expect(msft.locator(".price")).to_contain_text("Not served", timeout=CHANGE_SHOWN_MS)
+        expect(msft).to_have_class(re.compile(r"\brow--unserved\b"))
+        expect(msft.locator(".price")).to_have_attribute("title", re.compile("symbols the market data plan allows"))
+        expect(aapl).not_to_have_class(re.compile(r"\brow--unserved\b"))
+        expect(aapl.locator(".price")).to_have_text(re.compile(r"^[\d.,\s]+$"))
+
+        movable_feed.provider.unserved = {}
+        expect(msft).not_to_have_class(re.compile(r"\brow--unserved\b"), timeout=CHANGE_SHOWN_MS)
+        expect(msft.locator(".price")).to_have_text(re.compile(r"^[\d.,\s]+$"))
+        expect(msft.locator(".price")).not_to_have_attribute("title", re.compile("."))
+        time_cell = msft.locator(".time")
+        shown = time_cell.inner_text()
+        expect(time_cell).not_to_have_text(shown, timeout=CHANGE_SHOWN_MS)  # its quotes flow again
