@@ -5,7 +5,7 @@ import logging
 from functools import cache
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import call_command
 from django.db import transaction
 from django_tenants.clone import CLONE_SCHEMA_FUNCTION, CloneSchema
@@ -30,10 +30,25 @@ CLONE_FUNCTION_HELPERS = ("get_insert_stmt_ddl", "pg_get_coldef", "pg_get_tabled
 CLONE_FUNCTION_LOCK = 0x7464_636C_6F6E_6501
 
 # clone_schema renames each cloned index back to its template name by joining pg_indexes to itself on
-# the table name. PL/pgSQL soon runs that query with a generic plan, which takes a table name for
-# one row: with 260 organisations the join matched every schema's table of that name against every
-# other's, deparsing each index (pg_get_indexdef) for each pair, and one clone took 15 to 90 s. Planned
-# for the actual names each time (custom plans), the schema filters come first: 0.29 s.
+# the table name, and the planner looks the table up by name first: every schema has one of that
+# name, so the join paired every organisation's indexes with every other's, deparsing each index
+# (pg_get_indexdef) per pair. PL/pgSQL soon ran it with a generic plan that took the name for one row:
+# at 260 organisations one clone took 15 to 90 s. Custom plans (planned for the actual names) brought
+# it to 0.29 s, but the pairing still grew with organisations (a second a clone at 300). Each side is
+# now narrowed to its own schema before the join (OFFSET 0 keeps the planner from merging them back).
+CLONE_INDEX_PAIRS = """      FROM pg_indexes old, pg_indexes new
+      WHERE old.schemaname = source_schema
+        AND new.schemaname = dest_schema
+        AND old.tablename = new.tablename
+        AND old.tablename = tblname
+"""
+CLONE_INDEX_PAIRS_NARROWED = """      FROM (SELECT * FROM pg_indexes
+            WHERE schemaname = source_schema AND tablename = tblname OFFSET 0) old,
+           (SELECT * FROM pg_indexes
+            WHERE schemaname = dest_schema AND tablename = tblname OFFSET 0) new
+      WHERE old.tablename = new.tablename
+"""
+CLONE_INDEX_PAIRS_COUNT = 2  # in the clone with data and in the one without
 CLONE_FUNCTION_PLANNING = f"""
 ;
 ALTER FUNCTION {CLONE_FUNCTION_SIGNATURE} SET plan_cache_mode = force_custom_plan;
@@ -54,6 +69,22 @@ WHERE pronamespace = 'public'::regnamespace AND proname = ANY(%s)
 _NAMESPACE_STATISTICS_STALE_SQL = """
 SELECT (SELECT count(*) FROM pg_catalog.pg_namespace) > 50 + 1.1 * greatest(reltuples, 0)
 FROM pg_catalog.pg_class WHERE oid = 'pg_catalog.pg_namespace'::regclass
+"""
+
+
+# Unique and exclusion constraints of the clone whose names differ from the template's same constraint
+# (same table, same kind, same definition).
+_CONSTRAINT_RENAMES_SQL = """
+SELECT DISTINCT ON (new_table.relname, new_con.conname) new_table.relname, new_con.conname, old_con.conname
+FROM pg_catalog.pg_namespace old_ns
+JOIN pg_catalog.pg_class old_table ON old_table.relnamespace = old_ns.oid
+JOIN pg_catalog.pg_constraint old_con ON old_con.conrelid = old_table.oid AND old_con.contype IN ('u', 'x')
+JOIN pg_catalog.pg_namespace new_ns ON new_ns.nspname = %(clone)s
+JOIN pg_catalog.pg_class new_table ON new_table.relnamespace = new_ns.oid AND new_table.relname = old_table.relname
+JOIN pg_catalog.pg_constraint new_con ON new_con.conrelid = new_table.oid AND new_con.contype = old_con.contype
+     AND pg_catalog.pg_get_constraintdef(new_con.oid) = pg_catalog.pg_get_constraintdef(old_con.oid)
+WHERE old_ns.nspname = %(template)s AND new_con.conname <> old_con.conname
+ORDER BY new_table.relname, new_con.conname, old_con.conname
 """
 
 
@@ -96,9 +127,29 @@ def tenant_schema_clone(*, tenant: TenantMixin, check_if_exists: bool, verbosity
         raise ValidationError("Invalid string used for the schema name.")
     namespace_statistics_refresh()
     InstalledCloneSchema().clone_schema(base_schema, name, tenant.clone_mode)
+    constraint_names_restore(base_schema, name)
     call_command("migrate_schemas", tenant=True, fake=True, schema_name=name, interactive=False, verbosity=verbosity)
     activate_public_schema()
     return True
+
+
+def constraint_names_restore(template: str, clone: str) -> int:
+    """Give the clone's unique and exclusion constraints their template names; returns how many it renamed.
+
+    clone_schema copies tables with LIKE … INCLUDING ALL, which names such constraints afresh
+    (`<table>_<columns>_key`), and renames only plain indexes back. A later migration that drops or
+    alters a named constraint (RemoveConstraint: `DROP CONSTRAINT webhook_delivery_unique_attempt`)
+    would then fail on every organisation's schema.
+    """
+    connection = tenant_connection()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(_CONSTRAINT_RENAMES_SQL, {"template": template, "clone": clone})
+        renames = cursor.fetchall()
+        for table, current, wanted in renames:
+            table_name = f"{quote_schema_name(clone)}.{quote(table)}"
+            cursor.execute(f"ALTER TABLE {table_name} RENAME CONSTRAINT {quote(current)} TO {quote(wanted)}")
+    return len(renames)
 
 
 def clone_function_ensure() -> bool:
@@ -155,6 +206,12 @@ def _database_user() -> str:
 @cache
 def _clone_function_script(database_user: str) -> tuple[str, str]:
     """django-tenants' script for this owner, with our planner setting, and the comment naming it (its sha256)."""
-    script = CLONE_SCHEMA_FUNCTION.format(db_user=database_user) + CLONE_FUNCTION_PLANNING
+    script = CLONE_SCHEMA_FUNCTION.format(db_user=database_user)
+    if script.count(CLONE_INDEX_PAIRS) != CLONE_INDEX_PAIRS_COUNT:
+        raise ImproperlyConfigured(
+            "django-tenants' clone_schema no longer has the index-renaming query tenants/schema_template.py "
+            "narrows: see CLONE_INDEX_PAIRS, and measure sign-up at scale (python -m bench.tenant_scale)"
+        )
+    script = script.replace(CLONE_INDEX_PAIRS, CLONE_INDEX_PAIRS_NARROWED) + CLONE_FUNCTION_PLANNING
     digest = hashlib.sha256(script.encode()).hexdigest()
     return script, f"django-tenants clone_schema sha256 {digest}"

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django_tenants.clone import CloneSchema
@@ -174,3 +175,40 @@ def test_the_clone_function_plans_each_query_for_its_actual_names() -> None:
         )
         (config,) = cursor.fetchone()
     assert config == ["plan_cache_mode=force_custom_plan"]
+
+
+def test_a_clone_keeps_the_template_s_index_names(make_organisation: Callable[..., Organisation]) -> None:
+    """The narrowed index-renaming query (CLONE_INDEX_PAIRS_NARROWED) still renames every index back."""
+    organisation = make_organisation("clone-indexes")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT schemaname, tablename, indexname FROM pg_catalog.pg_indexes WHERE schemaname IN (%s, %s)",
+            [TEMPLATE, organisation.schema_name],
+        )
+        rows = cursor.fetchall()
+    template = {(table, index) for schema, table, index in rows if schema == TEMPLATE}
+    cloned = {(table, index) for schema, table, index in rows if schema == organisation.schema_name}
+    assert template
+    assert cloned == template
+
+
+def test_a_schema_cloned_before_keeps_its_constraint_under_the_model_s_name_after_migrating(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    organisation = make_organisation("clone-constraint-old")
+    table = f'"{organisation.schema_name}".alerts_webhookdelivery'
+    with connection.cursor() as cursor:  # as the clone left it before constraint_names_restore
+        cursor.execute(
+            f"ALTER TABLE {table} RENAME CONSTRAINT webhook_delivery_unique_attempt "
+            "TO alerts_webhookdelivery_event_id_attempt_key"
+        )
+        cursor.execute(
+            f'DELETE FROM "{organisation.schema_name}".django_migrations '  # noqa: S608 (the test's own schema name)
+            "WHERE app = 'alerts' AND name = '0002_webhook_delivery_constraint_name'"
+        )
+    call_command("migrate_schemas", tenant=True, schema_name=organisation.schema_name, interactive=False, verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'", [table]
+        )
+        assert [name for (name,) in cursor.fetchall()] == ["webhook_delivery_unique_attempt"]
