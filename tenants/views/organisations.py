@@ -48,7 +48,9 @@ class SignupView(AllauthSignupView):
     def get_success_url(self) -> str:
         # `?next=` names a page of the new organisation's host ("Start with Pro": its Checkout step).
         following = local_path(self.request.POST.get("next") or self.request.GET.get("next"))
-        return landing_path(user=self.user, following=following)
+        # allauth sets self.user in form_valid; a visitor already signed in is sent on before that.
+        user = getattr(self, "user", None) or self.request.user
+        return landing_path(user=user, following=following)
 
 
 @login_required

@@ -1,0 +1,22 @@
+"""The isolation audit's two organisations, committed once per run (their schemas take a while to make)."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.security.support import World, seed_world
+from tests.streaming.conftest import (
+    Committed,
+    hub_cleanup,  # noqa: F401 (a fixture of the websocket probes)
+)
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
+    with django_db_blocker.unblock():
+        rows = Committed()
+        try:
+            yield seed_world(rows)
+        finally:
+            rows.cleanup()
