@@ -1,4 +1,5 @@
-"""The websocket stack in front of the consumer: query string, origin check, tenant from Host, session cookie.
+"""The websocket stack in front of the consumer: per-address connect limit, query string, origin check,
+tenant from Host, session cookie.
 
 A refusal here still follows SPEC: the socket is accepted, sent an `error` message, then closed
 with the matching code (a refusal before `accept` would only be an HTTP 403 to the browser).
@@ -12,12 +13,13 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from core.ratelimit import address_limiter_async, client_address, scope_request
 from widgets.origins import request_origin
 
 from .access import organisation_ref_cached, organisation_ref_for_host
 from .metrics import STREAM_COUNTS
 from .params import StreamParams, stream_params_parse
-from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, WIDGET_ORIGIN_MISSING, Refusal
+from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, WIDGET_ORIGIN_MISSING, Refusal, connects_rate_limited
 
 Scope = dict[str, Any]
 
@@ -55,6 +57,17 @@ def origin_hostname(origin: str) -> str | None:
 class _Middleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+
+
+class ConnectRateLimitMiddleware(_Middleware):
+    """Counts every connect attempt against its client address's budget (RATE_LIMIT_WS_CONNECTS), first,
+    so that a flood of attempts, well-formed or not, costs one Redis call each and no database work."""
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        verdict = await address_limiter_async().hit("ws_connect", client_address(scope_request(scope)))
+        if not verdict.allowed:
+            return await websocket_refuse(receive, send, connects_rate_limited(verdict.retry_after))
+        return await self.inner(scope, receive, send)
 
 
 class StreamParamsMiddleware(_Middleware):
@@ -116,4 +129,6 @@ def own_origin(scope: Scope) -> str | None:
 
 
 def websocket_stack(inner: Any) -> Any:
-    return StreamParamsMiddleware(OriginCheckMiddleware(TenantMiddleware(SessionCookieMiddleware(inner))))
+    return ConnectRateLimitMiddleware(
+        StreamParamsMiddleware(OriginCheckMiddleware(TenantMiddleware(SessionCookieMiddleware(inner))))
+    )

@@ -46,6 +46,18 @@ TOO_MANY_BAD_FRAMES = Refusal(
 RATE_LIMITED = Refusal(
     CloseCode.BAD_REQUEST, "rate_limited", "Too many messages; send at most 10 actions a second. This one was ignored."
 )
+
+
+def connects_rate_limited(retry_after: int) -> Refusal:
+    """Too many connects from one address (core/ratelimit.py); unlike a plan limit, worth retrying later."""
+    return Refusal(
+        CloseCode.LIMIT,
+        "rate_limited",
+        f"Too many connections from your network address; try again in {retry_after} s.",
+        {"retry_after": retry_after},
+    )
+
+
 CONNECTION_FAILED = Refusal(
     CloseCode.INTERNAL_ERROR, "server_error", "The server could not keep this connection; reconnect to resume."
 )
@@ -55,6 +67,10 @@ ACTIONS = ("subscribe", "unsubscribe", "ping", "throttle")
 THROTTLE_RANGE = (1, 50)
 MAX_SYMBOLS_PER_MESSAGE = 1000
 MAX_FRAME_BYTES = 64 * 1024
+# An action nests two levels ({"symbols": [...]}). orjson reads up to 1,024, but Python's recursion
+# limit is 1,000: str() of a value ~1,000 deep (an unknown action, a rejected symbol) raised
+# RecursionError and ended the connection without an answer (the fuzzing found it).
+MAX_NESTING = 16
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,8 @@ def action_parse(content: Any) -> ClientAction:
     """Validate a decoded client frame; raise ProtocolError with a message for the client."""
     if not isinstance(content, dict):
         raise ProtocolError('Send a JSON object such as {"action": "ping"}.')
+    if nesting_exceeds(content, MAX_NESTING):
+        raise ProtocolError(f"That frame nests deeper than {MAX_NESTING} levels; an action needs two.")
     action = content.get("action")
     if action not in ACTIONS:
         raise ProtocolError(f"Unknown action {str(action)[:40]!r}; use one of: {', '.join(ACTIONS)}.")
@@ -89,3 +107,18 @@ def action_parse(content: Any) -> ClientAction:
     if len(symbols) > MAX_SYMBOLS_PER_MESSAGE:
         raise ProtocolError(f"At most {MAX_SYMBOLS_PER_MESSAGE} symbols per message.")
     return ClientAction(action, symbols)
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than `limit` (without recursion: the value may be 1,000 deep)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in item)
+    return False

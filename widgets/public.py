@@ -16,6 +16,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import condition, require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from core.ratelimit import address_limiter, client_address
 from tenants.middleware import request_organisation
 
 from .access import origin_allowed
@@ -56,12 +57,15 @@ def embed_js(request: HttpRequest, public_id: str) -> HttpResponse:
 @vary_on_headers("Origin")
 def token(request: HttpRequest, public_id: str) -> HttpResponse:
     """`{"token", "expires_in"}` with CORS headers for an allowed Origin; 403 otherwise, readable (a CORS
-    header) only by an allowed Origin of a widget turned off."""
+    header) only by an allowed Origin of a widget turned off; 429 past the per-address limit."""
+    verdict = address_limiter().hit("widget_token", client_address(request))  # every request counts
     origin = request_origin(request.headers.get("Origin", ""))
     widget = widget_by_public_id(public_id=public_id)
+    allowed = widget is not None and origin is not None and origin_allowed(widget, origin, own_origin(request))
+    if not verdict.allowed:
+        return _rate_limited(verdict.retry_after, origin if allowed else None)
     if widget is None:
         return _refusal(404, "not_found", "No such widget.")
-    allowed = origin is not None and origin_allowed(widget, origin, own_origin(request))
     if not widget.active:
         refusal = _refusal(403, "forbidden", "This widget has been turned off by its organisation.")
         if allowed:  # a site on its list may read why, so its embed script stops for good instead of retrying
@@ -86,6 +90,18 @@ def token(request: HttpRequest, public_id: str) -> HttpResponse:
 def own_origin(request: HttpRequest) -> str | None:
     """The organisation's own pages' origin, as this request reached us."""
     return request_origin(f"{request.scheme}://{request.get_host()}")
+
+
+def _rate_limited(retry_after: int, allowed_origin: str | None) -> JsonResponse:
+    """429 with Retry-After, readable (a CORS header, Retry-After exposed) only by a site on the widget's list."""
+    response = _refusal(
+        429, "rate_limited", f"Too many token requests from your network address; try again in {retry_after} s."
+    )
+    response["Retry-After"] = str(retry_after)
+    if allowed_origin is not None:
+        response["Access-Control-Allow-Origin"] = allowed_origin
+        response["Access-Control-Expose-Headers"] = "Retry-After"
+    return response
 
 
 def _refusal(status: int, code: str, message: str) -> JsonResponse:

@@ -6,6 +6,7 @@ from typing import Any
 
 import django_stubs_ext
 import environ
+import limits
 from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin classes and querysets be subscripted at run time (ModelAdmin[Plan]) for mypy.
@@ -32,6 +33,21 @@ def env_choice(name: str, choices: Sequence[str], *, default: str) -> str:
     value = env.str(name, default=default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not allowed: set it to one of {', '.join(choices)}.")
+    return value
+
+
+def env_rate_limit(name: str, *, default: str) -> str:
+    """A rate limit in the `limits` notation ("300 per 10 seconds", "600/minute") or "off"; anything else
+    stops the process (core/ratelimit.py applies it)."""
+    value = " ".join(env.str(name, default=default).split())
+    if value.lower() == "off":
+        return "off"
+    try:
+        limits.parse(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate limit: write it as '300 per 10 seconds' or '600/minute', or 'off'."
+        ) from None
     return value
 
 
@@ -74,6 +90,14 @@ SECURE_PROXY_SSL_HEADER = (
 # (X-Real-IP, CF-Connecting-IP); a request without it is refused.
 ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="") or None
+
+# ---------------------------------------------------------------------------------------------
+# Abuse: per-address limits (core/ratelimit.py), counted in Redis across every web process
+# ---------------------------------------------------------------------------------------------
+# Per client address (the one above; an IPv6 address's /64), in a moving window. Generous, because a
+# corporate NAT puts a whole office behind one address (README "Design notes": how they were chosen).
+RATE_LIMIT_WS_CONNECTS = env_rate_limit("RATE_LIMIT_WS_CONNECTS", default="300 per 10 seconds")
+RATE_LIMIT_WIDGET_TOKENS = env_rate_limit("RATE_LIMIT_WIDGET_TOKENS", default="600 per minute")
 
 ROOT_URLCONF = "config.urls_tenants"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"

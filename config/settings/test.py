@@ -3,7 +3,7 @@
 import uuid
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, DATABASES, env
+from .base import CHANNEL_LAYERS, DATABASES, env, env_rate_limit
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="test-only-insecure-key-0123456789-abcdefghijklmnop")
@@ -26,3 +26,9 @@ if not env.bool("TEST_SERVER_PROCESS", default=False):
 
 # Most tests run no feed process: the readiness probe leaves the feed out unless a test turns it on.
 FEED_STALE_SECONDS = env.float("FEED_STALE_SECONDS", default=0.0)
+
+# Many tests open dozens to thousands of websockets from one address (127.0.0.1, or none at all with
+# channels' WebsocketCommunicator) and ask for many widget tokens: the per-address limits stay on
+# (every connect still goes through them) but out of their way. The limits' own tests set them low.
+RATE_LIMIT_WS_CONNECTS = env_rate_limit("RATE_LIMIT_WS_CONNECTS", default="100000 per 10 seconds")
+RATE_LIMIT_WIDGET_TOKENS = env_rate_limit("RATE_LIMIT_WIDGET_TOKENS", default="100000 per minute")
