@@ -1,33 +1,24 @@
 """An open dashboard in Debian's Chromium follows the feed without reloading: "Market closed" when the
 exchange closes and "Live" when it opens, and "Not served" for a row the source stops serving."""
 
-import asyncio
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import channel_layers
 from playwright.sync_api import Page, expect
 
-from streaming.feed import Feed
-from streaming.market_hours import MarketHours
-from streaming.state import stream_state
 from tests.dashboard.test_dashboard_browser import create_watchlist, log_in, tenant_url
-from tests.live import LEADER_WAIT_SECONDS, LiveServer, chromium_page
+from tests.live import LiveServer, chromium_page
 from tests.streaming import live_support
 from tests.streaming.conftest import Committed
 from tests.streaming.conftest import committed as committed_rows
 from tests.streaming.market_support import (
-    TUESDAY_AFTERNOON,
+    CHANGE_SHOWN_MS,
     TUESDAY_EVENING,
     WEDNESDAY_OPEN,
-    MovableClock,
     MovableFeed,
-    ServingSome,
+    leading_from_a_thread,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
@@ -35,41 +26,11 @@ pytestmark = [pytest.mark.live, pytest.mark.browser]
 db, web = live_support.db, live_support.web
 committed = committed_rows
 
-CHANGE_SHOWN_MS = 5_000  # the feed tells at once; the page has a few seconds to show it
-
 
 @pytest.fixture
 def movable_feed(db: None) -> Iterator[MovableFeed]:
-    """The real feed, leading from a thread of this process (its own event loop) so that the test moves
-    its clock and its provider's unserved symbols; the web process is a real one, as in production."""
-    clock, provider = MovableClock(TUESDAY_AFTERNOON), ServingSome()
-    loop = asyncio.new_event_loop()
-    made: list[Feed] = []
-    created = threading.Event()
-
-    async def lead() -> None:
-        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-        feed = Feed(provider, stream_state(), layer, market_hours=MarketHours(now_ms=clock))
-        feed.market_check_seconds = 0.05
-        made.append(feed)
-        created.set()
-        await feed.run()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(lead(),), name="movable-feed")
-    thread.start()
-    try:
-        assert created.wait(10)
-        feed = made[0]
-        deadline = time.monotonic() + LEADER_WAIT_SECONDS + 20  # a lock left by an earlier test; the calendar's load
-        while feed.market is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert feed.market is not None, "the test's feed never led"
-        yield MovableFeed(feed, provider, clock)
-    finally:
-        if made:
-            loop.call_soon_threadsafe(made[0].stop)
-        thread.join(20)
-        loop.close()
+    with leading_from_a_thread() as movable:
+        yield movable
 
 
 @contextmanager
