@@ -320,6 +320,14 @@
   }
 
   function onClose(event) {
+    if (event.code === 4429 && lastError && lastError.code === "rate_limited" && lastError.retry_after) {
+      // Too many connects from this network address (an office behind one NAT), not the plan's limit:
+      // come back once the server says there is room, spread over a few seconds.
+      const delay = Math.round((lastError.retry_after + Math.random() * 5) * 1000);
+      setBadge("reconnecting", "Reconnecting in " + Math.ceil(delay / 1000) + " s");
+      window.setTimeout(connect, delay);
+      return;
+    }
     const final = FINAL[event.code];
     if (final) {
       setBadge("stopped", "Stopped");

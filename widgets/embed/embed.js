@@ -97,6 +97,7 @@
     fetch(this.base + "/widgets/" + this.id + "/token/", { method: "POST", mode: "cors", credentials: "omit", cache: "no-store" })
       .then(function (response) {
         if (response.status === 403 || response.status === 404) throw { terminal: true };
+        if (response.status === 429) throw { retryAfter: Number(response.headers.get("Retry-After")) || 60 };
         if (!response.ok) throw new Error("token " + response.status);
         return response.json();
       })
@@ -113,6 +114,7 @@
         // not in the widget's list gets no CORS header, so its refusal looks like a network error:
         // the widget says it is unavailable at once, and gives up after a few more tries.
         if (error && (error.terminal || error.name === "SecurityError")) return self.unavailable();
+        if (error && error.retryAfter) return self.later(error.retryAfter, function () { self.fetchToken(then); });
         if (!then) return;
         // It had a token that the server did not refuse: the server may be away, which the websocket
         // attempt tells (and backs off from); a 4401 drops the token, so a refusal still ends here.
@@ -132,10 +134,19 @@
     };
     socket.onclose = function (event) {
       if (self.stopped || socket !== self.socket) return;
+      // Too many connects from this network address (an office behind one NAT): not the plan's limit,
+      // so come back once the server says there is room, spread over a few seconds.
+      if (event.code === 4429 && self.rateLimited) return self.later(self.rateLimited, function () { self.reconnect(); });
       if (TERMINAL[event.code]) return self.unavailable();
       if (event.code === 4401) self.token = null; // refused: fetch a new one first
       self.retry(function () { self.reconnect(); });
     };
+  };
+
+  Widget.prototype.later = function (seconds, again) {
+    var self = this;
+    this.rateLimited = 0;
+    setTimeout(function () { if (!self.stopped) again(); }, (seconds + Math.random() * 5) * 1000);
   };
 
   Widget.prototype.retry = function (again) {
@@ -159,7 +170,9 @@
 
   Widget.prototype.receive = function (message) {
     var type = message.type;
-    if (type === "snapshot") {
+    if (type === "error" && message.code === "rate_limited" && message.retry_after) {
+      this.rateLimited = message.retry_after; // the close (4429) that follows waits this long
+    } else if (type === "snapshot") {
       this.attempt = 0;
       this.config = message.widget;
       this.fresh = message.simulated ? "Simulated data" : message.delayed ? "Delayed " + message.delay_minutes + " min" : "Live";
