@@ -32,6 +32,9 @@ SUBSCRIPTION_EVENTS = frozenset(
 # Stripe statuses that end a subscription: the organisation goes back to the default plan.
 ENDED = frozenset({"canceled", "incomplete_expired"})
 DUPLICATE = "duplicate: already processed"
+EVENT_ID_MAX_LENGTH = StripeEvent._meta.get_field("id").max_length or 255
+EVENT_TYPE_MAX_LENGTH = StripeEvent._meta.get_field("type").max_length or 100
+LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31 23:59:59 UTC, the last second a datetime holds
 
 
 def stripe_event_process(*, event: dict[str, Any]) -> str:
@@ -40,30 +43,40 @@ def stripe_event_process(*, event: dict[str, Any]) -> str:
     The event's id is inserted first, inside the transaction of its effect: a second delivery of
     the same id, even at the same moment, waits on the primary key and then finds it taken.
     A GatewayError (Stripe unreachable while re-reading a subscription) rolls everything back, so
-    Stripe's retry finds the event unprocessed.
+    Stripe's retry finds the event unprocessed; so does a gateway.EventError (a field that is not
+    Stripe's shape), which nothing retried will mend.
     """
+    at, data = _event_read(event)
     with transaction.atomic():
         try:
             with transaction.atomic():
-                record = StripeEvent.objects.create(
-                    id=event["id"], type=event["type"], created_at_stripe=_event_time(event)
-                )
+                record = StripeEvent.objects.create(id=event["id"], type=event["type"], created_at_stripe=at)
         except IntegrityError:
             return DUPLICATE
-        organisation, outcome = _event_apply(event)
+        organisation, outcome = _event_apply(event, data, at=at)
         record.organisation, record.outcome = organisation, outcome[:200]
         record.save(update_fields=["organisation", "outcome"])
     logger.info("stripe event %s %s: %s", event["type"], event["id"], outcome)
     return outcome
 
 
-def _event_time(event: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(int(event.get("created") or 0), tz=UTC)
+def _event_read(event: dict[str, Any]) -> tuple[datetime, dict[str, Any]]:
+    """The event's time and its object, checked before anything is stored (gateway.EventError if unreadable)."""
+    for field, max_length in (("id", EVENT_ID_MAX_LENGTH), ("type", EVENT_TYPE_MAX_LENGTH)):
+        if len(event[field]) > max_length or "\x00" in event[field]:  # PostgreSQL stores no NUL
+            raise gateway.EventError(f"The event's {field} is not a string of at most {max_length} characters.")
+    created = event.get("created") or 0
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created <= LATEST_TIMESTAMP:
+        raise gateway.EventError("The event's created is not a time in Unix seconds.")
+    data = event.get("data") or {}
+    found = (data.get("object") or {}) if isinstance(data, dict) else None
+    if not isinstance(found, dict):
+        raise gateway.EventError("The event's data.object is not a JSON object.")
+    return datetime.fromtimestamp(created, tz=UTC), found
 
 
-def _event_apply(event: dict[str, Any]) -> tuple[Organisation | None, str]:
-    kind, data = event["type"], (event.get("data") or {}).get("object") or {}
-    at = _event_time(event)
+def _event_apply(event: dict[str, Any], data: dict[str, Any], *, at: datetime) -> tuple[Organisation | None, str]:
+    kind = event["type"]
     if kind == "checkout.session.completed":
         return _checkout_completed(data, at=at, event_id=event["id"])
     if kind in SUBSCRIPTION_EVENTS:

@@ -34,6 +34,14 @@ class SignatureError(Exception):
     """A webhook whose signature or timestamp does not check out."""
 
 
+class EventError(ValueError):
+    """A signed event whose content is not Stripe's shape (a field missing, of another type, too long)."""
+
+
+ID_MAX_LENGTH = 120  # the narrowest column a Stripe id is stored in (Organisation.stripe_customer_id)
+AMOUNT_MAX = 10**15  # minor units; Stripe's own limit is 8 digits
+
+
 @dataclass(frozen=True)
 class StripeProduct:
     id: str
@@ -175,37 +183,65 @@ def portal_session_create(*, customer_id: str, return_url: str) -> str:
 
 
 def subscription_of(data: Mapping[str, Any]) -> StripeSubscription:
-    """Read a subscription object as Stripe sends it (in an event, or from the API)."""
-    items = (data.get("items") or {}).get("data") or []
-    item = items[0] if items else {}
+    """Read a subscription object as Stripe sends it (in an event, or from the API); EventError if it is not one."""
+    items = _mapping(data.get("items")).get("data") or []
+    if not isinstance(items, list):
+        raise EventError("The subscription's items.data is not a list.")
+    item = _mapping(items[0]) if items else {}
     price = item.get("price") or item.get("plan") or data.get("plan") or {}
     price = price if isinstance(price, Mapping) else {"id": price}
     return StripeSubscription(
-        id=str(data["id"]),
+        id=_required_id(data, "subscription"),
         customer_id=id_of(data.get("customer")),
-        status=str(data.get("status") or ""),
+        status=_text(data.get("status"), "status", max_length=30),
         price_id=id_of(price),
         product_id=id_of(price.get("product")),
     )
 
 
 def invoice_of(data: Mapping[str, Any], *, paid: bool) -> StripeInvoice:
-    """Read an invoice object as Stripe sends it in an event."""
+    """Read an invoice object as Stripe sends it in an event; EventError if it is not one."""
     amount = data.get("amount_paid" if paid else "amount_due") or 0
+    if not isinstance(amount, int) or isinstance(amount, bool) or abs(amount) > AMOUNT_MAX:
+        raise EventError("The invoice's amount is not a whole number of minor units.")
     return StripeInvoice(
-        id=str(data["id"]),
+        id=_required_id(data, "invoice"),
         customer_id=id_of(data.get("customer")),
         subscription_id=id_of(data.get("subscription")),
-        amount=int(amount),
-        currency=str(data.get("currency") or ""),
+        amount=amount,
+        currency=_text(data.get("currency"), "currency", max_length=10),
     )
 
 
 def id_of(value: object) -> str:
-    """An expandable field's id, whether Stripe sent the id or the object."""
+    """An expandable field's id, whether Stripe sent the id or the object ("" when absent)."""
     if isinstance(value, Mapping):
-        return str(value.get("id") or "")
-    return str(value or "")
+        value = value.get("id")
+    return _text(value, "id", max_length=ID_MAX_LENGTH)
+
+
+def _required_id(data: Mapping[str, Any], what: str) -> str:
+    found = id_of(data.get("id"))
+    if not found:
+        raise EventError(f"The {what} has no id.")
+    return found
+
+
+def _text(value: object, field: str, *, max_length: int) -> str:
+    """A string field of a Stripe object ("" when absent)."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:  # PostgreSQL stores no NUL
+        raise EventError(f"{field} is not a string of at most {max_length} characters.")
+    return value
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise EventError("An object of the event is not a JSON object.")
+    return value
 
 
 def subscription_retrieve(*, subscription_id: str) -> StripeSubscription | None:

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 STRIPE_WEBHOOKS = Counter(
     "tickerdeck_stripe_webhooks",
-    "Stripe webhook deliveries by result: processed, duplicate, bad_signature, stripe_unavailable.",
+    "Stripe webhook deliveries by result: processed, duplicate, bad_signature, bad_event, stripe_unavailable.",
     ["result"],
     registry=REGISTRY,
 )
@@ -49,6 +49,11 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         )
     try:
         outcome = stripe_event_process(event=event)
+    except gateway.EventError as exc:
+        # Signed, so from Stripe (or whoever holds the secret), but not Stripe's shape: nothing was stored.
+        logger.warning("Stripe event %s not readable: %s", event["id"][:80], exc)
+        STRIPE_WEBHOOKS.labels("bad_event").inc()
+        return JsonResponse({"error": "bad_event", "message": f"The event could not be read: {exc}"}, status=400)
     except gateway.GatewayError as exc:
         # Nothing was stored: Stripe retries the delivery later.
         logger.warning("Stripe event %s not processed: %s", event["id"], exc)
