@@ -35,6 +35,7 @@ COOLDOWN_MIN_SECONDS = 1
 COOLDOWN_MAX_SECONDS = 7 * 86_400
 PRICE_MAX = Decimal("1000000000")
 CHANGE_MAX = Decimal("1000")
+LEVEL_STEP = Decimal("0.0001")  # Alert.level's decimal_places
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ def _level_problem(condition: str, level: Decimal) -> str | None:
             return "Enter a price above 0, for example 195.50."
     elif not -CHANGE_MAX < level < CHANGE_MAX or level == 0:
         return "Enter a day change in percent, for example 5 or -5 (not 0)."
+    if level != level.quantize(LEVEL_STEP):  # the column keeps 4 decimals: 1E-30 was stored as 0
+        return "Enter at most 4 decimals."
     return None
 
 

@@ -7,6 +7,8 @@ from django.db import IntegrityError, models, transaction
 def name_clean(name: str, *, thing: str, max_length: int) -> str:
     """The name with runs of white space made one space; ValidationError keyed "name" when empty or too long."""
     name = " ".join(name.split())
+    if "\x00" in name:  # PostgreSQL stores no NUL character (a form refuses it; a direct call did not)
+        raise ValidationError({"name": "Remove the NUL character from the name."})
     if not name:
         raise ValidationError({"name": f"Give the {thing} a name."})
     if len(name) > max_length:

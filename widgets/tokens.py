@@ -27,7 +27,9 @@ def widget_token_issue(*, schema_name: str, public_id: str, origin: str) -> str:
 
 def widget_token_problem(token: str, *, schema_name: str, public_id: str, origin: str | None) -> TokenProblem | None:
     """None when the token is ours, unexpired, for this widget of this organisation and this Origin."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    # Tokens are ASCII (base64 and ":"); anything else never verifies, and a lone surrogate made the
+    # signature check raise UnicodeEncodeError.
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         return TokenProblem(False, "The widget token is missing or malformed; fetch a new one.")
     try:
         claims = signing.loads(token, salt=SALT, max_age=token_seconds())
