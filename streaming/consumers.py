@@ -17,6 +17,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from billing.limits import PlanLimits
 from symbols.selectors import Rejection, symbols_validate
@@ -32,6 +33,7 @@ from .protocol import (
     MAX_FRAME_BYTES,
     ORGANISATION_DELETED,
     RATE_LIMITED,
+    SERVER_RESTART,
     SLOW_CONSUMER,
     TOO_MANY_BAD_FRAMES,
     CloseCode,
@@ -123,13 +125,27 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         kind, limit = self.lease_terms(grant.limits)
         # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
         self.lease = (kind, self.schema, f"{self.lease_prefix()}{self.hub.process_id}:{uuid.uuid4().hex}")
-        if not await self.hub.state.lease_acquire(*self.lease, limit=limit):
+        try:
+            taken = await self.hub.state.lease_acquire(*self.lease, limit=limit)
+        except RedisError:
+            await self.refuse(self.state_unreachable())
+            return
+        if not taken:
             self.lease = None
             await self.refuse(self.lease_refusal(grant.limits))
             return
         await self.accept()
         STREAM_COUNTS.accepted += 1
-        await self.start_streaming(grant)
+        try:
+            await self.start_streaming(grant)
+        except RedisError:
+            await self.close_with(self.state_unreachable())
+
+    def state_unreachable(self) -> Refusal:
+        """Redis is away (restarting): SPEC's 1012, so the client reconnects with backoff (it got an
+        HTTP 500 to its handshake, or a 1011 once accepted, before)."""
+        logger.warning("streaming state unreachable at a connect of %s: closing 1012", self.schema, exc_info=True)
+        return SERVER_RESTART
 
     async def connect_check(self, organisation: OrganisationRef) -> Grant | Refusal:
         """The connect step of SPEC for a signed-in member: session, membership, standing, symbols."""

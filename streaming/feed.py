@@ -188,7 +188,7 @@ class Feed:
     async def run(self) -> None:
         """Stand by until this process holds the lock, lead until it loses it, repeat until stopped."""
         while not self._stopping.is_set():
-            if await self.state.leader_acquire(self.holder, LEADER_TTL_MS):
+            if await self._lock_taken():
                 logger.info("%s leads the feed (provider: %s)", self.holder, self.provider.name)
                 try:
                     await self._lead()
@@ -200,6 +200,18 @@ class Feed:
                 logger.info("%s stopped leading", self.holder)
             else:
                 await self._sleep(STANDBY_POLL_SECONDS)
+
+    async def _lock_taken(self) -> bool:
+        """Whether this process holds the leader lock now; False while Redis cannot be reached.
+
+        A Redis restart must not end the process (leader and standbys alike would exit, and no
+        quote would flow again until someone started a feed): it stands by and asks again.
+        """
+        try:
+            return await self.state.leader_acquire(self.holder, LEADER_TTL_MS)
+        except Exception:
+            logger.exception("%s could not ask for the leader lock; asking again", self.holder)
+            return False
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
