@@ -17,6 +17,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from billing.limits import PlanLimits
@@ -117,7 +118,10 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         organisation: OrganisationRef = self.scope["organisation"]
         self.schema = organisation.schema_name
         self.guard = FrameGuard()
-        grant = await self.connect_check(organisation)
+        try:
+            grant = await self.connect_check(organisation)
+        except DatabaseError:
+            grant = self.service_unreachable("database")
         if isinstance(grant, Refusal):
             await self.refuse(grant)
             return
@@ -128,7 +132,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         try:
             taken = await self.hub.state.lease_acquire(*self.lease, limit=limit)
         except RedisError:
-            await self.refuse(self.state_unreachable())
+            await self.refuse(self.service_unreachable("streaming state"))
             return
         if not taken:
             self.lease = None
@@ -139,12 +143,12 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self.start_streaming(grant)
         except RedisError:
-            await self.close_with(self.state_unreachable())
+            await self.close_with(self.service_unreachable("streaming state"))
 
-    def state_unreachable(self) -> Refusal:
-        """Redis is away (restarting): SPEC's 1012, so the client reconnects with backoff (it got an
-        HTTP 500 to its handshake, or a 1011 once accepted, before)."""
-        logger.warning("streaming state unreachable at a connect of %s: closing 1012", self.schema, exc_info=True)
+    def service_unreachable(self, service: str) -> Refusal:
+        """The database or Redis is away (restarting): SPEC's 1012, so the client reconnects with
+        backoff (it got an HTTP 500 to its handshake, or a 1011 once accepted, before)."""
+        logger.warning("%s unreachable at a connect of %s: closing 1012", service, self.schema, exc_info=True)
         return SERVER_RESTART
 
     async def connect_check(self, organisation: OrganisationRef) -> Grant | Refusal:

@@ -5,12 +5,14 @@ A refusal here still follows SPEC: the socket is accepted, sent an `error` messa
 with the matching code (a refusal before `accept` would only be an HTTP 403 to the browser).
 """
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.http.cookie import parse_cookie
 
 from core.ratelimit import address_limiter_async, client_address, scope_request
@@ -19,7 +21,16 @@ from widgets.origins import request_origin
 from .access import organisation_ref_cached, organisation_ref_for_host
 from .metrics import STREAM_COUNTS
 from .params import StreamParams, stream_params_parse
-from .protocol import ORIGIN_FORBIDDEN, UNKNOWN_TENANT, WIDGET_ORIGIN_MISSING, Refusal, connects_rate_limited
+from .protocol import (
+    ORIGIN_FORBIDDEN,
+    SERVER_RESTART,
+    UNKNOWN_TENANT,
+    WIDGET_ORIGIN_MISSING,
+    Refusal,
+    connects_rate_limited,
+)
+
+logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 
@@ -105,7 +116,11 @@ class TenantMiddleware(_Middleware):
         hostname = hostname_of(scope)
         found, organisation = organisation_ref_cached(hostname)
         if not found:
-            organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(hostname)
+            try:
+                organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(hostname)
+            except DatabaseError:  # away (restarting): reconnect with backoff, not an HTTP 500 to the handshake
+                logger.warning("database unreachable at a connect to %s: closing 1012", hostname, exc_info=True)
+                return await websocket_refuse(receive, send, SERVER_RESTART)
         if organisation is None:
             return await websocket_refuse(receive, send, UNKNOWN_TENANT)
         return await self.inner({**scope, "organisation": organisation}, receive, send)

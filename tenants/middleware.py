@@ -1,10 +1,11 @@
 """Host → organisation resolution, and the membership gate of every tenant page."""
 
+import select
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
@@ -52,7 +53,7 @@ class OrganisationMiddleware(TenantMainMiddleware):
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         try:
             # Fail every page at once when the database is down, even one that would not query it.
-            connection.ensure_connection()
+            database_connection_ensure()
             response: HttpResponse | None = super().process_request(request)
         except DatabaseError:
             return service_unavailable(request)
@@ -124,6 +125,27 @@ def request_membership(request: HttpRequest) -> Membership:
 
 def service_unavailable(request: HttpRequest) -> HttpResponse:
     return render(request, "503.html", status=503)
+
+
+DEAD_CONNECTIONS_MAX = 50  # more than the pool holds (DATABASE_POOL_MAX)
+
+
+def database_connection_ensure() -> None:
+    """A working connection for this request, or DatabaseError.
+
+    The pool lends its idle connections unchecked (a round trip per loan costs too much), so after a
+    database restart it lent dead ones: pages that make no query answered 200 during the outage,
+    and each dead connection failed a request after it. One the server closed has something to read
+    (its FATAL, or the end of the stream): only then is it tried, given back broken (the pool drops
+    it) and another taken.
+    """
+    for _ in range(DEAD_CONNECTIONS_MAX):
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw is None or not select.select([raw.fileno()], [], [], 0)[0] or _database_usable():
+            return
+        connection.close()
+    raise OperationalError("every pooled database connection was closed by the server")
 
 
 def _database_usable() -> bool:
