@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist): about 1,130 tests in 6-9 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run cluster test check lint format setup browser nginx axe clean bench bench-quick bench-alerts bench-tenants
+.PHONY: run cluster test fuzz check lint format setup browser nginx axe clean bench bench-quick bench-alerts bench-tenants
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -53,6 +53,12 @@ cluster: setup nginx ## nginx on $${CLUSTER_PORT:-8080} in front of two web proc
 test: .venv/.synced-test $(if $(SKIP_BROWSER),,browser axe nginx) ## set up what the tests need and run the whole suite
 	@$(if $(SKIP_BROWSER),echo "SKIP_BROWSER=1: the browser, accessibility and cluster tests are NOT run (-m 'not browser and not cluster')",true)
 	$(PY) -m devtools test $(PYTEST_ARGS) $(if $(SKIP_BROWSER),-m "not browser and not cluster")
+
+# The fuzzing of tests/security/test_fuzz_*.py with FUZZ_EXAMPLES=10000 cases per target (200 real
+# connections for the uvicorn transport target) instead of `make test`'s 100, drawn afresh each run.
+FUZZ_EXAMPLES ?= 10000
+fuzz: .venv/.synced-test ## hypothesis fuzzing, 10,000 cases per target (README: Tests)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m devtools test tests/security/test_fuzz_*.py --timeout=7200 $(PYTEST_ARGS)
 
 bench: setup ## streaming benchmark: naive vs raw websockets vs tickerdeck (~8 min; bench/results/latest.json)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -33,6 +33,7 @@ db, feed, web = live_support.db, live_support.feed, live_support.web
 LIVE_EXAMPLES = min(max(fuzz_examples() // 50, 20), 200)  # 20 in `make test`, 200 in `make fuzz`
 INVALID_DATA, MESSAGE_TOO_BIG = 1007, 1009  # RFC 6455 close codes the websocket layer sends
 RESET = "closed without a close frame"
+WAIT = 15.0  # seconds before a missing answer counts as a hang (2 shared cores under load)
 
 
 def not_utf8(data: bytes) -> bool:
@@ -67,7 +68,7 @@ async def bystander(web: LiveServer, feed: FeedProcess, tenants: tuple[Tenant, T
     """Organisation B's dashboard on the same server, streaming through the whole run."""
     b = tenants[1]
     async with ws_connect(web, b.host, b.session, "symbols=AAPL,MSFT") as ws:
-        assert (await recv_json(ws))["type"] == "snapshot"
+        assert (await recv_json(ws, WAIT))["type"] == "snapshot"
         yield ws
 
 
@@ -83,7 +84,7 @@ async def answer_to(ws: ClientConnection, payload: bytes, text: bool) -> int | s
     await ws.send('{"action":"ping"}')
     replies: list[dict[str, Any]] = []
     try:
-        while (message := await recv_json(ws))["type"] != "pong":
+        while (message := await recv_json(ws, WAIT))["type"] != "pong":
             if message["type"] not in ("quotes", "market", "unserved"):
                 replies.append(message)
     except ConnectionClosed as exc:
@@ -104,14 +105,14 @@ async def test_fuzz_websocket_transport(
     payload, text, expected = case
     a = tenants[0]
     async with ws_connect(web, a.host, a.session, "symbols=AAPL", max_size=None) as ws:
-        assert (await recv_json(ws))["type"] == "snapshot"
+        assert (await recv_json(ws, WAIT))["type"] == "snapshot"
         answer = await answer_to(ws, payload, text)
     # Past the limit, the server closes 1009 while the client may still be writing the frame: a socket
     # closed with unread data is reset, and the reset can overtake the close frame.
     assert answer in ({expected, RESET} if expected == MESSAGE_TOO_BIG else {expected}), (len(payload), text, answer)
     async with ws_connect(web, a.host, a.session, "symbols=MSFT") as again:  # the server takes new connections
-        assert (await recv_json(again))["type"] == "snapshot"
-    assert (await recv_until(bystander, "quotes"))["quotes"]  # and goes on serving the other organisation
+        assert (await recv_json(again, WAIT))["type"] == "snapshot"
+    assert (await recv_until(bystander, "quotes", WAIT))["quotes"]  # and goes on serving the other organisation
     assert web.output is not None
     problems = [line for line in web.output.lines if re.search(r"\bERROR\b|Traceback", line)]
     assert not problems, problems
