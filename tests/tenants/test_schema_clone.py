@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -13,9 +14,9 @@ from django_tenants.utils import schema_context
 from tenants.models import Organisation
 from tenants.schema_template import (
     CLONE_FUNCTION_SIGNATURE,
+    catalog_statistics_refresh,
     clone_function_ensure,
     clone_function_is_current,
-    namespace_statistics_refresh,
     template_schema_sync,
 )
 
@@ -128,7 +129,7 @@ def test_a_missing_or_outdated_clone_function_is_installed_at_clone_time(
 def test_a_clone_refreshes_the_planners_schema_count_once_schemas_outgrow_it(
     make_organisation: Callable[..., Organisation],
 ) -> None:
-    namespace_statistics_refresh()
+    catalog_statistics_refresh()
     with connection.cursor() as cursor:
         for index in range(80):
             cursor.execute(f"CREATE SCHEMA stats_probe_{index}")
@@ -138,7 +139,7 @@ def test_a_clone_refreshes_the_planners_schema_count_once_schemas_outgrow_it(
     make_organisation("stats-refresh")
 
     assert namespace_rows()[1] == schemas, "analysed before the clone"
-    assert namespace_statistics_refresh() is False
+    assert "pg_namespace" not in catalog_statistics_refresh()
 
 
 def test_clone_function_ensure_installs_only_when_needed() -> None:
@@ -212,3 +213,24 @@ def test_a_schema_cloned_before_keeps_its_constraint_under_the_model_s_name_afte
             "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'", [table]
         )
         assert [name for (name,) in cursor.fetchall()] == ["webhook_delivery_unique_attempt"]
+
+
+def test_a_clone_refreshes_catalog_statistics_that_autovacuum_would_have(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    """With autovacuum off (as on the machine these were measured on), sign-up grew from 0.3 to 2.65 s over
+    1,000 organisations on stale pg_class/pg_attribute/… statistics; autovacuum on kept it flat."""
+    catalog_statistics_refresh()
+    # Committed elsewhere: a catalog's change counts reach the statistics when its transaction ends.
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("CREATE SCHEMA stats_tables")
+        for index in range(60):  # rows in pg_class, pg_attribute, pg_type, pg_depend
+            other.execute(f"CREATE TABLE stats_tables.t{index} (a int, b text)")
+    try:
+        stale_before = catalog_statistics_refresh()
+        assert {"pg_class", "pg_attribute"} <= set(stale_before), stale_before
+        assert catalog_statistics_refresh() == [], "analysed: nothing is stale any more"
+        make_organisation("stats-tables")  # the clone checks too, and finds little to do
+    finally:
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+            other.execute("DROP SCHEMA stats_tables CASCADE")
