@@ -26,6 +26,12 @@ class BillingSettings:
         return str(getattr(settings, "STRIPE_API_BASE", "") or "")
 
     @property
+    def stripe_timeout_seconds(self) -> float:
+        """How long one request to Stripe may take (stripe-python's own default is 80 s, retried twice:
+        minutes of a Checkout request, holding the organisation's row lock, on a Stripe that hangs)."""
+        return float(getattr(settings, "STRIPE_TIMEOUT_SECONDS", 10))
+
+    @property
     def currency(self) -> str:
         return str(getattr(settings, "BILLING_CURRENCY", "usd")).lower()
 

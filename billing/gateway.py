@@ -78,16 +78,23 @@ class StripeInvoice:
 
 
 @lru_cache(maxsize=4)
-def _client_for(api_key: str, api_base: str) -> stripe.StripeClient:
+def _client_for(api_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
     base = {"api": api_base.rstrip("/")} if api_base else None
     # Retries: Stripe's idempotency keys make a retried POST safe; 2 covers a dropped connection.
-    return stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)  # type: ignore[arg-type]
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=2,
+        http_client=stripe.new_default_http_client(timeout=timeout),
+    )
 
 
 def _client() -> stripe.StripeClient:
     if not billing_settings.is_configured:
         raise NotConfiguredError("Billing is not configured: STRIPE_SECRET_KEY is not set.")
-    return _client_for(billing_settings.stripe_secret_key, billing_settings.stripe_api_base)
+    return _client_for(
+        billing_settings.stripe_secret_key, billing_settings.stripe_api_base, billing_settings.stripe_timeout_seconds
+    )
 
 
 def _call(what: str, request: Any, *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:

@@ -360,6 +360,7 @@ LOGGING = logging_config(env_choice("LOG_FORMAT", LOG_FORMATS, default="plain"))
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)  # one request to Stripe, at most
 MARKET_DATA_PROVIDER = env.str("MARKET_DATA_PROVIDER", default="simulated")
 
 # ---------------------------------------------------------------------------------------------
