@@ -18,7 +18,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -71,22 +72,30 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    if args.database == urlsplit(base_url).path.lstrip("/"):
-        print(f"Refusing to use {args.database}: it is DATABASE_URL's database, not a scratch one.", file=sys.stderr)
-        return 2
-    admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
-    database_create(admin_url, args.database)
-    try:
-        _django_setup(urlunsplit(urlsplit(base_url)._replace(path="/" + args.database)))
+    with scratch_database(args.database):
         run = organisations_run(args, monitor_url=os.environ["DATABASE_URL"])
+    summary_print(args, run)
+    return 0
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """Django set up on a scratch database `name` of DATABASE_URL's server, dropped at the end (also
+    after an error); yields the server's admin URL. DATABASE_URL's own database is refused."""
+    base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if name == urlsplit(base_url).path.lstrip("/"):
+        print(f"Refusing to use {name}: it is DATABASE_URL's database, not a scratch one.", file=sys.stderr)
+        raise SystemExit(2)
+    admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
+    database_create(admin_url, name)
+    try:
+        _django_setup(urlunsplit(urlsplit(base_url)._replace(path="/" + name)))
+        yield admin_url
     finally:
         from django.db import connections
 
         connections.close_all()
-        database_drop(admin_url, args.database)
-    summary_print(args, run)
-    return 0
+        database_drop(admin_url, name)
 
 
 def database_create(admin_url: str, name: str) -> None:

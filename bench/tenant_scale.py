@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from bench.organisations import DEFAULT_DATABASE_URL, _django_setup, database_create, database_drop, signup_once
+from bench.organisations import scratch_database, signup_once
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CATALOG_SQL = """
@@ -63,25 +61,15 @@ def checkpoints_of(args: argparse.Namespace) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    if args.database == urlsplit(base_url).path.lstrip("/"):
-        print(f"Refusing to use {args.database}: it is DATABASE_URL's database, not a scratch one.", file=sys.stderr)
-        return 2
-    admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
-    database_create(admin_url, args.database)
-    restore = autovacuum_set(admin_url, args.autovacuum)
-    try:
-        _django_setup(urlunsplit(urlsplit(base_url)._replace(path="/" + args.database)))
-        from django.conf import settings
+    with scratch_database(args.database) as admin_url:
+        restore = autovacuum_set(admin_url, args.autovacuum)
+        try:
+            from django.conf import settings
 
-        settings.TENANT_MULTIPROCESSING_MAX_PROCESSES = args.processes
-        result = scale_run(args, admin_url=admin_url)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        restore()
-        database_drop(admin_url, args.database)
+            settings.TENANT_MULTIPROCESSING_MAX_PROCESSES = args.processes
+            result = scale_run(args, admin_url=admin_url)
+        finally:
+            restore()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"tenant-scale-{result['autovacuum']}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -48,7 +48,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
-from .history import MinuteBar, minute_bar
+from .history import Bar, minute_bar
 from .vendor import VendorError, VendorStreamProvider
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def rfc3339_ms(ms: int) -> str:
     return f"{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _alpaca_bar(item: Any) -> MinuteBar:
+def _alpaca_bar(item: Any) -> Bar:
     return minute_bar(timestamp_ms(item["t"]), item["o"], item["h"], item["l"], item["c"], item["v"])
 
 
@@ -242,9 +242,9 @@ class AlpacaProvider(VendorStreamProvider):
                         closes[symbol] = float(close)
         return closes
 
-    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[Bar]]:
         """One-minute bars from GET /v2/stocks/bars, every page (see the module docstring)."""
-        bars: dict[str, list[MinuteBar]] = {}
+        bars: dict[str, list[Bar]] = {}
         span = {"timeframe": "1Min", "start": rfc3339_ms(start_ms), "end": rfc3339_ms(end_ms),
                 "limit": str(BARS_PAGE_LIMIT), "sort": "asc"}  # fmt: skip
         async with self._rest(self.HISTORY_TIMEOUT_SECONDS) as client:
@@ -260,9 +260,7 @@ class AlpacaProvider(VendorStreamProvider):
         return bars
 
     @staticmethod
-    async def _bars_page(
-        client: httpx.AsyncClient, params: dict[str, str], bars: dict[str, list[MinuteBar]]
-    ) -> str | None:
+    async def _bars_page(client: httpx.AsyncClient, params: dict[str, str], bars: dict[str, list[Bar]]) -> str | None:
         """Read one page of bars into `bars`; its next page token (None: the last page)."""
         response = await client.get("/v2/stocks/bars", params=params)
         if response.status_code in {401, 403}:

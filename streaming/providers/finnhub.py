@@ -44,7 +44,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
-from .history import MinuteBar, minute_bar
+from .history import Bar, minute_bar
 from .vendor import VendorError, VendorStreamProvider, each_symbol
 
 logger = logging.getLogger(__name__)
@@ -240,13 +240,13 @@ class FinnhubProvider(VendorStreamProvider):
         return closes
 
     # -- history (REST) ----------------------------------------------------------------------------
-    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[Bar]]:
         """One-minute candles per symbol (see the module docstring)."""
         window = {"resolution": "1", "from": str(start_ms // 1000), "to": str(end_ms // 1000)}
         headers = {"X-Finnhub-Token": self.api_key}
         async with httpx.AsyncClient(timeout=self.HISTORY_TIMEOUT_SECONDS, headers=headers) as client:
 
-            async def candles(symbol: str) -> list[MinuteBar]:
+            async def candles(symbol: str) -> list[Bar]:
                 response = await client.get(f"{self.api_url}/stock/candle", params={"symbol": symbol, **window})
                 if response.status_code == 403:
                     raise VendorError(
@@ -262,7 +262,7 @@ class FinnhubProvider(VendorStreamProvider):
             return await each_symbol(symbols, candles, gate=self._rest_gate)
 
 
-def _candles(body: Any) -> list[MinuteBar]:
+def _candles(body: Any) -> list[Bar]:
     """The bars of a /stock/candle answer (parallel arrays); ValueError for one that is not."""
     if body.get("s") == "no_data":
         return []

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from streaming.quotes import Quote
+from streaming.state.base import Bar
 
 MINUTE_MS = 60_000
 SAMPLE_MS = 1_000  # live quotes: one point a second per symbol
@@ -45,29 +46,18 @@ MAX_POINTS = (FINE_MS + MINUTE_MS) // SAMPLE_MS + 4 * ((KEEP_MS - FINE_MS) // MI
 EXCHANGE_ZONE = ZoneInfo("America/New_York")  # where a trading day (and its volume) starts
 
 
-class MinuteBar(NamedTuple):
-    """One minute of a vendor's history: its start (epoch ms), open, high, low, close and volume."""
-
-    minute: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
-
-
 def _price(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"not a price: {value!r}")
     return float(value)
 
 
-def minute_bar(t: Any, o: Any, h: Any, l: Any, c: Any, v: Any, *, t_unit_ms: int = 1) -> MinuteBar:  # noqa: E741
+def minute_bar(t: Any, o: Any, h: Any, l: Any, c: Any, v: Any, *, t_unit_ms: int = 1) -> Bar:  # noqa: E741
     """A bar from a vendor's fields (its names; `t` in units of `t_unit_ms`), checked: ValueError for what is
     not a bar (a price <= 0, high < low)."""
     if isinstance(t, bool) or not isinstance(t, int | float) or isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"not a bar time and volume: {t!r}, {v!r}")
-    bar = MinuteBar(int(t * t_unit_ms), _price(o), _price(h), _price(l), _price(c), max(int(v), 0))
+    bar = Bar(int(t * t_unit_ms), _price(o), _price(h), _price(l), _price(c), max(int(v), 0))
     if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
         raise ValueError(f"a bar whose prices are not inside its high and low: {bar}")
     return bar
@@ -93,7 +83,7 @@ class _Point(NamedTuple):
     volume: int
 
 
-def bar_points(bars: Iterable[MinuteBar]) -> Iterator[_Point]:
+def bar_points(bars: Iterable[Bar]) -> Iterator[_Point]:
     """Four points per bar (see the module docstring); the volume accumulates over each trading day."""
     cumulative, day = 0, None
     for bar in bars:
@@ -151,7 +141,7 @@ class QuoteHistory:
             if last is not None and ts // MINUTE_MS != last // MINUTE_MS:
                 self._compact(series)
 
-    def backfill(self, symbol: str, bars: Iterable[MinuteBar], *, until: int) -> int:
+    def backfill(self, symbol: str, bars: Iterable[Bar], *, until: int) -> int:
         """Merge the bars that ended by `until` where the symbol has no points (before the first one, or
         after the last: a gap while the stream was away). Returns the day's volume the bars add up to
         (0 unless the last bar is of `until`'s trading day)."""
@@ -233,4 +223,4 @@ class QuoteHistory:
         return kept
 
 
-__all__ = ["KEEP_MS", "MAX_POINTS", "POINT_BYTES", "MinuteBar", "QuoteHistory", "change_fields", "minute_bar"]
+__all__ = ["KEEP_MS", "MAX_POINTS", "POINT_BYTES", "Bar", "QuoteHistory", "change_fields", "minute_bar"]

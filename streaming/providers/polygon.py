@@ -36,7 +36,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streaming.quotes import Quote
 
-from .history import MinuteBar, minute_bar
+from .history import Bar, minute_bar
 from .vendor import VendorError, VendorStreamProvider, each_symbol
 
 TOPICS = ("T", "Q")  # trades, then quotes (NBBO)
@@ -287,14 +287,14 @@ class PolygonProvider(VendorStreamProvider):
                         closes[symbol] = close
         return closes
 
-    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[Bar]]:
         """One-minute aggregates per ticker (see the module docstring), HISTORY_CONCURRENCY requests at once."""
         async with self._rest(self.HISTORY_TIMEOUT_SECONDS) as client:
 
-            async def aggregates(symbol: str) -> list[MinuteBar]:
+            async def aggregates(symbol: str) -> list[Bar]:
                 url: str | None = f"/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/minute/{start_ms}/{end_ms}"
                 params: dict[str, str] | None = {"adjusted": "true", "sort": "asc", "limit": AGGS_LIMIT}
-                bars: list[MinuteBar] = []
+                bars: list[Bar] = []
                 for _ in range(AGGS_PAGES_MAX):
                     if url is None:
                         return bars
@@ -305,7 +305,7 @@ class PolygonProvider(VendorStreamProvider):
             return await each_symbol(symbols, aggregates, gate=asyncio.Semaphore(self.HISTORY_CONCURRENCY))
 
     async def _aggregates_page(
-        self, client: httpx.AsyncClient, url: str, params: dict[str, str] | None, bars: list[MinuteBar]
+        self, client: httpx.AsyncClient, url: str, params: dict[str, str] | None, bars: list[Bar]
     ) -> str | None:
         """Read one answer's bars into `bars`; the next page's URL, if any."""
         response = await client.get(url, params=params)

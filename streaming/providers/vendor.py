@@ -32,7 +32,7 @@ from core.tasks import cancel_until_done
 from streaming.quotes import Quote
 
 from .base import MarketDataProvider, ProviderStatus
-from .history import MinuteBar, QuoteHistory, change_fields
+from .history import Bar, QuoteHistory, change_fields
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class VendorStreamProvider(MarketDataProvider):
         refuses a bad one with 401), or None to treat the refusal as a lost connection."""
         return None
 
-    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[MinuteBar]]:
+    async def history_bars(self, symbols: list[str], *, start_ms: int, end_ms: int) -> dict[str, list[Bar]]:
         """Each symbol's one-minute bars starting in [start_ms, end_ms), from the vendor's REST history (a
         symbol without bars may be left out). Raises on failure: VendorError (fatal: the plan has no
         history, which will not change soon), httpx.HTTPError, or ValueError/TypeError/LookupError for an

@@ -9,7 +9,6 @@ from streaming.providers.history import (
     KEEP_MS,
     MAX_POINTS,
     POINT_BYTES,
-    MinuteBar,
     QuoteHistory,
     minute_bar,
 )
@@ -22,7 +21,7 @@ from .minute_bars import MINUTE_MS, minute_bars
 NOW = 1_721_844_000_000
 
 
-def bars(minutes: int, *, until: int = NOW) -> list[MinuteBar]:
+def bars(minutes: int, *, until: int = NOW) -> list[Bar]:
     return [minute_bar(*bar) for bar in minute_bars(until_ms=until, minutes=minutes)]
 
 
