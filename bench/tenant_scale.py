@@ -7,7 +7,8 @@ At each checkpoint (by default 0, 1,000 and `--count` organisations) it measures
 - `migrate_schemas` over every schema with django-tenants' multiprocessing executor (a release with no
   new migration: what each deploy's set-up step costs), at checkpoints from `--migrate-from` (1,000);
 - the catalog: database size, pg_catalog's size, pg_class and pg_namespace rows.
-Between checkpoints organisations are filled in as fast as the same clone allows, with a progress line.
+Between checkpoints organisations are filled in as fast as the same clone allows (`--fill-workers`
+at once, 2 by default), with a progress line.
 `--autovacuum off|on` sets the server's autovacuum for the run (ALTER SYSTEM, reloaded) and puts the
 previous setting back at the end; `keep` (default) leaves it and reports it. It runs in a scratch
 database of its own (`td_orgscale`), created at the start and dropped at the end; `--max-seconds`
@@ -23,6 +24,8 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="migrate_schemas worker processes (default 2)")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop filling after this long")
     parser.add_argument("--every", type=int, default=250, help="progress line every N organisations")
+    parser.add_argument("--fill-workers", type=int, default=2, help="organisations made at once between checkpoints")
     parser.add_argument("--database", default="td_orgscale", help="scratch database name (default td_orgscale)")
     return parser.parse_args(argv)
 
@@ -119,26 +123,35 @@ def scale_run(args: argparse.Namespace, *, admin_url: str) -> dict[str, Any]:
     print(f"autovacuum {autovacuum}; checkpoints {checkpoints_of(args)}; one password hash "
           f"{result['password_hash_seconds']:.2f} s (not counted)", flush=True)  # fmt: skip
     made, started = 0, time.perf_counter()
-    window: list[float] = []
-    for checkpoint in checkpoints_of(args):
-        while made < checkpoint:
-            seconds, _ = signup_once(made + 1, plan=plan, clone="installed", discard=False)
-            made += 1
-            window.append(seconds)
-            if made % args.every == 0 or made == checkpoint:
+    with ThreadPoolExecutor(args.fill_workers, thread_name_prefix="fill") as pool:
+        for checkpoint in checkpoints_of(args):
+            while made < checkpoint:
+                batch = range(made + 1, min(made + args.every, checkpoint) + 1)
+                window = list(pool.map(partial(fill_one, plan=plan), batch))
+                made = batch[-1]
                 elapsed = time.perf_counter() - started
                 result["fill"].append({"organisations": made, "p50": statistics.median(window), "max": max(window)})
                 print(f"{made:6d}  last {len(window)}: p50 {statistics.median(window):5.2f} s  "
                       f"max {max(window):5.2f} s  elapsed {elapsed:6.0f} s", flush=True)  # fmt: skip
-                window = []
-            if args.max_seconds is not None and time.perf_counter() - started > args.max_seconds:
-                print(f"--max-seconds reached at {made} organisations: measuring there and stopping.")
-                result["checkpoints"].append(checkpoint_measure(args, made, plan))
-                result["stopped_early"] = made
-                return result
-        result["checkpoints"].append(checkpoint_measure(args, made, plan))
-        made += args.sample
+                if args.max_seconds is not None and elapsed > args.max_seconds:
+                    print(f"--max-seconds reached at {made} organisations: measuring there and stopping.")
+                    result["checkpoints"].append(checkpoint_measure(args, made, plan))
+                    result["stopped_early"] = made
+                    return result
+            result["checkpoints"].append(checkpoint_measure(args, made, plan))
+            made += args.sample
     return result
+
+
+def fill_one(index: int, *, plan: Any) -> float:
+    """One organisation made as fast as the clone allows, on this worker thread's own connection."""
+    from django.db import connections
+
+    try:
+        seconds, _ = signup_once(index, plan=plan, clone="installed", discard=False)
+    finally:
+        connections.close_all()
+    return seconds
 
 
 def checkpoint_measure(args: argparse.Namespace, made: int, plan: Any) -> dict[str, Any]:
