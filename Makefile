@@ -51,7 +51,7 @@ cluster: setup nginx ## nginx on $${CLUSTER_PORT:-8080} in front of two web proc
 # SKIP_BROWSER=1: nothing installed with apt (it needs root: Chromium, npm for axe-core, nginx), and the
 # browser, accessibility and cluster tests deselected, said loudly.
 test: .venv/.synced-test $(if $(SKIP_BROWSER),,browser axe nginx) ## set up what the tests need and run the whole suite
-	@$(if $(SKIP_BROWSER),echo "SKIP_BROWSER=1: the browser, accessibility and cluster tests are NOT run (-m 'not browser and not cluster')",true)
+	@$(if $(SKIP_BROWSER),echo "SKIP_BROWSER=1: the browser and accessibility and cluster tests are NOT run (-m 'not browser and not cluster')",true)
 	$(PY) -m devtools test $(PYTEST_ARGS) $(if $(SKIP_BROWSER),-m "not browser and not cluster")
 
 # The fuzzing of tests/security/test_fuzz_*.py with FUZZ_EXAMPLES=10000 cases per target (200 real
