@@ -1,4 +1,8 @@
-"""The isolation audit's two organisations, committed once per run (their schemas take a while to make)."""
+"""The isolation audit's two organisations, committed once per module and removed after it.
+
+Not once per session: committed rows (organisations, invitations, users) would then be there while other
+modules' tests run on the same worker, and those count what they made.
+"""
 
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +16,7 @@ from tests.streaming.conftest import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
     with django_db_blocker.unblock():
         rows = Committed()

@@ -1,5 +1,6 @@
 """New organisations are cloned through a clone_schema function installed once, not re-created per clone."""
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -215,6 +216,20 @@ def test_a_schema_cloned_before_keeps_its_constraint_under_the_model_s_name_afte
         assert [name for (name,) in cursor.fetchall()] == ["webhook_delivery_unique_attempt"]
 
 
+def changes_counted(*, minimum: int) -> None:
+    """Wait until the statistics count another connection's pg_class changes (it reports them when idle)."""
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT n_mod_since_analyze FROM pg_stat_sys_tables WHERE relname = 'pg_class'")
+            (changes,) = cursor.fetchone()
+            if changes >= minimum:
+                return
+            assert time.monotonic() < deadline, f"pg_class changes counted: {changes}"
+            time.sleep(0.05)
+
+
 def test_a_clone_refreshes_catalog_statistics_that_autovacuum_would_have(
     make_organisation: Callable[..., Organisation],
 ) -> None:
@@ -226,6 +241,8 @@ def test_a_clone_refreshes_catalog_statistics_that_autovacuum_would_have(
         other.execute("CREATE SCHEMA stats_tables")
         for index in range(60):  # rows in pg_class, pg_attribute, pg_type, pg_depend
             other.execute(f"CREATE TABLE stats_tables.t{index} (a int, b text)")
+        other.execute("SELECT pg_stat_force_next_flush()")  # when that backend goes idle, not at its exit
+    changes_counted(minimum=60)
     try:
         stale_before = catalog_statistics_refresh()
         assert {"pg_class", "pg_attribute"} <= set(stale_before), stale_before
