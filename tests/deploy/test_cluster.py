@@ -11,10 +11,13 @@ import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from accounts.models import User
 from devtools import cluster as topology
+from tenants.models import Organisation
 from tests.core.test_metrics import value
 from tests.deploy.cluster_support import (
     BACKOFF_FIRST_SECONDS,
@@ -185,8 +188,21 @@ async def test_a_rolling_restart_closes_with_1012_and_every_client_is_back_after
         assert max(gaps) <= BACKOFF_FIRST_SECONDS[1] + 1.0, "a reconnect waited for more than one backoff"
 
 
-@pytest.mark.django_db
-def test_make_cluster_serves_through_nginx_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+@pytest.fixture
+def bootstrap_rows_removed(db: None, committed: Committed, django_db_blocker: Any) -> Iterator[None]:
+    """`make cluster` runs `bootstrap --demo` on the test database: the organisations and users it adds
+    (the demo's) are removed afterwards, or other tests on this worker would count them."""
+    with django_db_blocker.unblock():
+        organisations = set(Organisation.objects.values_list("pk", flat=True))
+        users = set(User.objects.values_list("pk", flat=True))
+    yield
+    with django_db_blocker.unblock():
+        committed.organisations.extend(Organisation.objects.exclude(pk__in=organisations))
+        committed.users.extend(User.objects.exclude(pk__in=users))
+
+
+@pytest.mark.usefixtures("bootstrap_rows_removed")
+def test_make_cluster_serves_through_nginx_and_ctrl_c_stops_everything() -> None:
     port = free_port()
     env = server_environment(CLUSTER_PORT=str(port), **cluster_environment())
     process = subprocess.Popen(
