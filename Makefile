@@ -6,7 +6,7 @@ CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist): about 1,130 tests in 6-9 minutes on 2 cores. `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run cluster test fuzz check lint format setup browser nginx axe clean bench bench-quick bench-alerts bench-tenants
+.PHONY: run cluster test fuzz check lint format setup browser nginx axe clean bench bench-quick bench-alerts bench-tenants soak
 
 setup: .venv/.synced ## virtualenv with the locked dependencies
 
@@ -71,6 +71,9 @@ bench-alerts: setup ## feed CPU per quote without and with 100,000 alerts over 1
 
 bench-tenants: setup ## 10,000 organisations in a scratch database: sign-up at 0/1,000/10,000, migrate_schemas, catalog size (~1-2 h; BENCH_ARGS="--autovacuum on")
 	$(PY) -m bench.tenant_scale $(BENCH_ARGS)
+
+soak: setup ## 2,000 connections churned for 10 minutes: memory, leases, logs, abuse limits (~12 min; bench/results/soak-latest.json)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 check: .venv/.synced-test ## lint, format check and type check
 	.venv/bin/ruff check .

@@ -13,12 +13,13 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 
 from bench import report
 from bench.config import Config, parse
 from bench.report import Results
 from bench.runner import max_streams_needed, run_system
-from bench.session import context_start, harness_start, interrupt_on_signals
+from bench.session import context_start, harness_start, run_stopping_everything
 from bench.systems import System
 from bench.tenants import (
     Organisations,
@@ -76,15 +77,10 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse(argv)
-    interrupt_on_signals()
     started = time.monotonic()
     results = Results(datetime.now(UTC).isoformat(timespec="seconds"), config.as_json())
     try:
-        with ExitStack() as stack:
-            run(config, results, stack)
-            print("\nStopping…", flush=True)
-    except KeyboardInterrupt:
-        results.note("interrupted: the results are partial")
+        run_stopping_everything(partial(run, config, results), results.note, "Stopping…")
     finally:
         document = results.document(config.systems, config.connections)
         report.write(document, config.output)

@@ -45,6 +45,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from bench.processes import ROOT
 from bench.publisher import Market
 from bench.report import Results
 from bench.runner import Harness, Opened, Window, max_streams_needed, open_streams, rss_mb
-from bench.session import context_start, harness_start, interrupt_on_signals
+from bench.session import context_start, harness_start, run_stopping_everything
 from bench.systems import Running
 from bench.systems.tickerdeck import Tickerdeck
 from bench.tenants import Organisations, directory_symbols, organisations_create, organisations_remove
@@ -618,15 +619,12 @@ def summary_lines(document: dict[str, Any]) -> Iterator[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     c = parse(argv)
-    interrupt_on_signals()
     started = time.monotonic()
     outcome = Outcome(c, datetime.now(UTC).isoformat(timespec="seconds"), Results("", c.as_json()))
     try:
-        with ExitStack() as stack:
-            run(c, outcome, stack)
-            print("\nStopping and removing the organisations…", flush=True)
-    except KeyboardInterrupt:
-        outcome.results.note("interrupted: the results are partial")
+        run_stopping_everything(
+            partial(run, c, outcome), outcome.results.note, "Stopping and removing the organisations…"
+        )
     finally:
         document = outcome.document()
         report.write(document, c.output)

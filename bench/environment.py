@@ -9,26 +9,43 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
+from bench.organisations import database_create, database_drop
 from bench.processes import PYTHON, ROOT
 
 BENCH_DATABASE = "tickerdeck_bench"
 BOOTSTRAP_SECONDS = 600
 
 
-def services_find(database_url: str | None, redis_url: str | None) -> tuple[str, str, Any]:
-    """(database URL, Redis URL, handles to keep alive while they are used)."""
+@dataclass(frozen=True)
+class Scratch:
+    """A database made for one run and dropped after it; `mark` (its comment) lets a later run drop one a
+    killed run left, and nothing else."""
+
+    name: str
+    mark: str
+
+
+def services_find(
+    database_url: str | None, redis_url: str | None, *, scratch: Scratch | None = None
+) -> tuple[str, str, Any]:
+    """(database URL, Redis URL, handles to keep alive while they are used).
+
+    Without `database_url`: the bench's database on the server found, or with `scratch` a database of
+    that name created afresh (the caller drops it: `scratch_drop`)."""
     if redis_url is not None:
         os.environ["REDIS_URL"] = redis_url
     if database_url is not None:
         os.environ["DATABASE_URL"] = database_url
-    # devtools creates its database when it starts a local server: let that be the bench's.
-    os.environ.setdefault("DATABASE_NAME", BENCH_DATABASE)
+    # devtools creates its database when it starts a local server: let that be the bench's (a scratch
+    # database is made apart, with its mark, so devtools then only needs the server's own).
+    os.environ.setdefault("DATABASE_NAME", "postgres" if scratch else BENCH_DATABASE)
     from devtools.servers import ensure_services
 
     services = ensure_services()
@@ -36,17 +53,30 @@ def services_find(database_url: str | None, redis_url: str | None) -> tuple[str,
         raise RuntimeError(f"The bench needs Redis (several processes share it): {services.redis_source}.")
     url = services.database_url
     if database_url is None:
-        url = urlunsplit(urlsplit(url)._replace(path="/" + BENCH_DATABASE))
-        database_create_if_missing(url)
+        url = urlunsplit(urlsplit(url)._replace(path="/" + (scratch.name if scratch else BENCH_DATABASE)))
+        if scratch:
+            database_create(_admin_url(url), scratch.name, scratch.mark)
+        else:
+            database_create_if_missing(url)
     return url, services.redis_url, services
+
+
+def scratch_drop(database_url: str) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    database_drop(_admin_url(database_url), urlsplit(database_url).path.lstrip("/"))
+
+
+def _admin_url(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
 
 
 def database_create_if_missing(url: str) -> None:
     import psycopg
 
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True, connect_timeout=5) as conn:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(_admin_url(url), autocommit=True, connect_timeout=5) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
 

@@ -24,6 +24,7 @@ class Request:
     host: str  # the Host header (the server is always 127.0.0.1:port)
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # the local address to connect from (127.0.0.0/8: another visitor); any when empty
 
     def encoded(self) -> bytes:
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Length: 0",
@@ -105,7 +106,8 @@ async def requests_run(
                 try:
                     async with asyncio.timeout(request_seconds):
                         if writer is None or reader is None:
-                            reader, writer = await asyncio.open_connection("127.0.0.1", request.port)
+                            local = (request.source, 0) if request.source else None
+                            reader, writer = await asyncio.open_connection("127.0.0.1", request.port, local_addr=local)
                             outcome.connections += 1
                         writer.write(encoded)
                         status, body, keep = await _response(reader)

@@ -98,17 +98,17 @@ def scratch_database(name: str) -> Iterator[str]:
         database_drop(admin_url, name)
 
 
-def database_create(admin_url: str, name: str) -> None:
-    """Create the scratch database (dropping one a killed run left, recognised by its comment)."""
+def database_create(admin_url: str, name: str, mark: str = BENCH_MARK) -> None:
+    """Create the scratch database (dropping one a killed run left, recognised by its comment `mark`)."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                            [name]).fetchone()  # fmt: skip
         if row is not None:
-            if row[0] != BENCH_MARK:
+            if row[0] != mark:
                 raise SystemExit(f"Database {name} exists and is not this bench's scratch database: not touching it.")
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{BENCH_MARK}'")
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{mark}'")
 
 
 def database_drop(admin_url: str, name: str) -> None:

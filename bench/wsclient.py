@@ -14,7 +14,9 @@ import base64
 import hashlib
 import os
 import socket
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -80,6 +82,7 @@ class Target:
     cookie: str = ""
     receive_buffer: int = 0  # SO_RCVBUF set before connecting (0: the kernel's default)
     origin: str = ""  # the Origin header a browser sends (a widget viewer's page); none when empty
+    source: str = ""  # the local address to connect from (any of 127.0.0.0/8 on Linux: another visitor)
 
 
 class Connection(asyncio.Protocol):
@@ -91,9 +94,13 @@ class Connection(asyncio.Protocol):
         self.window = window  # shared by every connection of the client
         self.first_frame = first_frame  # the message type that completes the connect (None: the 101)
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the TCP connection ended
         self.refusal: str | None = None
         self.close_code: int | None = None
         self.frames = 0  # quotes frames received since the last window began
+        self.last_quote_ms = 0  # when the last quotes frame arrived (epoch ms)
+        # Called with every message but quotes once the connection is ready (limits, subscribed, error…).
+        self.on_message: Callable[[dict[str, Any]], None] | None = None
         self.interval = 0.0  # seconds between frames when throttled
         self._transport: asyncio.Transport | None = None
         self._key = base64.b64encode(os.urandom(16))
@@ -126,6 +133,8 @@ class Connection(asyncio.Protocol):
         if self.close_code is None:
             self.close_code = ABNORMAL
         self._fail(f"closed {self.close_code} before it was ready")
+        if not self.lost.done():
+            self.lost.set_result(None)
         if self._resume is not None:
             self._resume.cancel()
 
@@ -188,6 +197,7 @@ class Connection(asyncio.Protocol):
         kind = message.get("type")
         if kind == "quotes":
             self.frames += 1
+            self.last_quote_ms = received_ms
             tally, window = self.tally, self.window
             if window.open:
                 tally.frames += 1
@@ -199,9 +209,12 @@ class Connection(asyncio.Protocol):
                     tally.quotes += 1
         elif not self.ready.done():
             if kind == self.first_frame:
+                self.last_quote_ms = received_ms  # a snapshot carries the last quotes
                 self._succeed()
             else:
                 self._fail(f"{kind}: {message.get('code')}")
+        elif self.on_message is not None:
+            self.on_message(message)
 
     # -- throttling (slow readers) -----------------------------------------------------------
     def throttle(self, frames_per_second: float | None) -> None:
@@ -254,6 +267,18 @@ class Connection(asyncio.Protocol):
             self._send(OP_CLOSE, code.to_bytes(2, "big"))
             self._transport.close()
 
+    def abort(self, *, reset: bool) -> None:
+        """Vanish without a close frame: a reset (RST: SO_LINGER 0, as a middlebox dropping the path looks), or
+        the socket closed as a killed browser's is (FIN, or RST when received data is still unread)."""
+        if self.close_code is None:
+            self.close_code = ABNORMAL
+        if self._transport is None or self._transport.is_closing():
+            return
+        if reset:
+            sock = self._transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._transport.abort()
+
     @property
     def open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
@@ -278,6 +303,8 @@ async def connect(target: Target, tally: Tally, window: Window, first_frame: str
     connection = Connection(target, tally, window, first_frame)
     try:
         async with asyncio.timeout(seconds):
+            if target.source:
+                sock.bind((target.source, 0))
             await loop.sock_connect(sock, ("127.0.0.1", target.port))
             await loop.create_connection(lambda: connection, sock=sock)
             await connection.ready

@@ -19,9 +19,12 @@ START_SECONDS = 60.0
 LEADING = r"leads the feed"  # run_feed's log line once it holds the feed lock
 
 
-def product_environment(context: Context) -> dict[str, str]:
-    """The environment of every product process of this run (servers and the orchestrator's set-up)."""
-    return {
+def product_environment(context: Context, *, production_limits: bool = False) -> dict[str, str]:
+    """The environment of every product process of this run (servers and the orchestrator's set-up).
+
+    `production_limits`: the per-address rate limits as production has them (or as this environment
+    sets them), not raised for the bench's one address."""
+    env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.prod",
         "DATABASE_URL": context.database_url,
@@ -44,19 +47,29 @@ def product_environment(context: Context) -> dict[str, str]:
         "RATE_LIMIT_WS_CONNECTS": "100000 per 10 seconds",
         "RATE_LIMIT_WIDGET_TOKENS": "100000 per minute",
     }
+    if production_limits:
+        for name in ("RATE_LIMIT_WS_CONNECTS", "RATE_LIMIT_WIDGET_TOKENS"):
+            env.pop(name)
+            if name in os.environ:
+                env[name] = os.environ[name]
+    return env
 
 
 class Tickerdeck:
     name: str = "tickerdeck"
     first_frame: str | None = "snapshot"
 
-    def __init__(self, organisations: Organisations) -> None:
+    def __init__(
+        self, organisations: Organisations, *, production_limits: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
         self.organisations = organisations
+        self.production_limits = production_limits  # see product_environment
+        self.settings = settings or {}  # more environment for its processes (a provider, a token)
 
     @contextmanager
     def start(self, context: Context) -> Iterator[Running]:
         port = free_port()
-        env = product_environment(context)
+        env = {**product_environment(context, production_limits=self.production_limits), **self.settings}
         # The server's own logging, as deployed (it leaves out uvicorn's line per handshake).
         server_command = [PYTHON, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port)]
         with ExitStack() as stack:
