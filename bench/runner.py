@@ -82,7 +82,7 @@ class Window:
     def __init__(self, harness: Harness, running: Running) -> None:
         self.harness, self.running = harness, running
         redis = [harness.redis] if harness.redis else []
-        self._sources = {"server": running.processes, "web": [running.web], "redis": redis}
+        self._sources = {"server": running.processes, "web": running.web, "redis": redis}
 
     def measure(self, seconds: float, then: Callable[[], object] = lambda: None) -> dict[str, Any]:
         h, grace = self.harness, max(self.harness.config.warmup, MIN_GRACE_SECONDS)
@@ -143,7 +143,7 @@ def open_streams(h: Harness, system: System, running: Running, streams: list[Str
             refused += [offset + index for index in answer["refused_at"]]
             answers.append(answer)
             time.sleep(max(h.config.warmup, MIN_SETTLE_SECONDS))
-        rss.append(running.web.memory_info().rss)
+        rss.append(rss_mb(running.web) * 2**20)
     if refused:
         reasons = {k: v for a in answers for k, v in a["refused"].items()}
         h.results.note(f"{system.name}: {len(refused)} of {len(streams)} connections refused: {reasons}")
@@ -211,9 +211,9 @@ def slow_readers(h: Harness, running: Running, opened: Opened, rows: list[Row]) 
     window = Window(h, running)
     baseline = window.measure(h.config.slow_seconds)
     throttled = h.client.request("throttle", factor=SLOW_FACTOR)
-    rss_start = rss_mb([running.web])
+    rss_start = rss_mb(running.web)
     loaded = window.measure(h.config.slow_seconds)
-    rss_end = rss_mb([running.web])
+    rss_end = rss_mb(running.web)
     h.client.request("throttle", factor=None)
     h.publisher.request("rate", rate=0)
     before, after = baseline["fast"]["p99_ms"], loaded["fast"]["p99_ms"]

@@ -41,6 +41,7 @@ from bench.runner import (
     Opened,
     Window,
     cpu_seconds,
+    rss_mb,
     step_row,
 )
 from bench.systems import Running
@@ -153,7 +154,7 @@ def viewers_open(h: Harness, running: Running, tenant: WidgetTenant, tokens: lis
                                                 concurrency=c.concurrency, connect_timeout=OPEN_TIMEOUT_SECONDS,
                                                 timeout=OPEN_TIMEOUT_SECONDS + len(batch) / 20))  # fmt: skip
             time.sleep(max(c.warmup, MIN_SETTLE_SECONDS))
-        rss.append(running.web.memory_info().rss)
+        rss.append(rss_mb(running.web) * 2**20)
     opened = sum(a["opened"] for a in answers)
     refused: dict[str, int] = {}
     for answer in answers:
@@ -197,7 +198,7 @@ class Usage:
     """
 
     def __init__(self, running: Running) -> None:
-        self.web = [running.web]
+        self.web = running.web
         self.server_seconds = self.wall = 0.0
         self.server_pct: float | None = None
         self.machine_pct: float | None = None

@@ -20,6 +20,8 @@ import uvicorn
 import uvloop
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from config.workers import default_workers, die_with_parent, supervise
+
 SEND_BUFFER_BYTES = 8 * 1024  # the kernel doubles it
 WRITE_BUFFER_BYTES = 8 * 1024
 MAX_FRAME_BYTES = 64 * 1024
@@ -64,11 +66,15 @@ class HandshakeLogFilter(logging.Filter):
         return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket '))
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A listening socket whose accepted connections inherit a small kernel send buffer."""
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket whose accepted connections inherit a small kernel send buffer.
+
+    `reuse_port`: one of several workers' sockets on the same address (config.workers)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     sock.bind((host, port))
     sock.listen(4096)
@@ -98,7 +104,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "12")),
                         help="threads for database calls (keep DATABASE_POOL_MAX at least as large)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS") or default_workers()),
+                        help="web processes on the port, one per core by default (config.workers)")  # fmt: skip
+    parser.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)  # the supervisor's pid, in a worker
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers > 1 and args.worker_of is None:
+        logging.basicConfig(level=args.log_level.upper(), format="%(message)s")
+        sys.exit(supervise(args.host, args.port, args.workers, worker_args(args)))
+    if args.worker_of is not None:
+        die_with_parent(args.worker_of)
     config = uvicorn.Config(
         "config.asgi:application",
         ws=BoundedWebSocketProtocol,
@@ -114,19 +131,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
     gc_tune()
-    sock = listening_socket(args.host, args.port)
+    sockets = [listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)]
+    if args.worker_of is not None and (ports_from := os.environ.get("WEB_WORKER_PORTS_FROM")):
+        sockets.append(listening_socket(args.host, int(ports_from) + args.worker_index))
     server = uvicorn.Server(config)
-    uvloop.run(serve(server, sock, threads=args.threads))
+    uvloop.run(serve(server, sockets, threads=args.threads))
 
 
-async def serve(server: uvicorn.Server, sock: socket.socket, *, threads: int) -> None:
+def worker_args(args: argparse.Namespace) -> list[str]:
+    """A worker's command-line arguments: the supervisor's own, less the address and the count."""
+    return ["--log-level", args.log_level, "--threads", str(args.threads), "--workers", "1"]
+
+
+async def serve(server: uvicorn.Server, sockets: list[socket.socket], *, threads: int) -> None:
     """uvicorn's serve loop, with a thread pool sized for the database calls of connects.
 
     Those calls (`database_sync_to_async`) mostly wait on PostgreSQL; asyncio's default pool (cores
     + 4 threads) left a connect storm waiting for a free thread with the CPU half idle.
     """
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="db"))
-    await server.serve(sockets=[sock])
+    await server.serve(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ def run() -> int:
     env["PORT"] = str(port)
     if not _bootstrap(env):
         return 1
-    commands = [[PYTHON, "-m", "config.server", "--host", host, "--port", str(port)]]
+    # One web process per core (config.workers), which needs Redis to share the stream leases.
+    workers = [] if services.redis_url else ["--workers", "1"]
+    commands = [[PYTHON, "-m", "config.server", "--host", host, "--port", str(port), *workers]]
     if services.redis_url and _has_command(env, "run_feed"):
         commands.append(topology.feed_command())
     children = [subprocess.Popen(command, env=env, cwd=ROOT) for command in commands]

@@ -145,8 +145,10 @@ class LiveServer:
 
 
 def uvicorn_command(port: int, *extra: str) -> list[str]:
-    """The product's own server entry point (uvicorn with bounded per-connection buffers)."""
-    return [sys.executable, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port), *extra]
+    """The product's own server entry point (uvicorn with bounded per-connection buffers), one process
+    unless `extra` asks for workers (the suite runs many servers at once on two cores)."""
+    workers = [] if "--workers" in extra else ["--workers", "1"]
+    return [sys.executable, "-m", "config.server", "--host", "127.0.0.1", "--port", str(port), *workers, *extra]
 
 
 @contextmanager

@@ -38,17 +38,26 @@ class Running:
     children: list[Child] = field(default_factory=list)
 
     @property
-    def web(self) -> psutil.Process:
-        return self.children[0].ps
+    def web(self) -> list[psutil.Process]:
+        """The web server's processes: the one started, and its workers if it has any."""
+        return process_tree(self.children[0].ps)
 
     @property
     def processes(self) -> list[psutil.Process]:
-        return [child.ps for child in self.children]
+        return [process for child in self.children for process in process_tree(child.ps)]
 
     def check(self) -> None:
         """Raise ChildFailed (with the log's tail) if any of its processes has died."""
         for child in self.children:
             child.check()
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    """A process and its descendants (a server's workers), as they are now."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:  # it is gone: whatever reads it sees nothing
+        return [process]
 
 
 @dataclass(frozen=True)
