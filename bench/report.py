@@ -68,6 +68,7 @@ COLUMNS = [  # (title, field, width, decimals: None for integers and text)
     ("cliCPU%", "client_cpu_pct", 7, 0),
     ("redis%", "redis_cpu_pct", 6, 0),
     ("allCPU%", "machine_cpu_pct", 7, 0),
+    ("other%", "other_cpu_pct", 6, 0),
     ("RSS MB", "rss_mb", 6, 0),
 ]
 
@@ -103,7 +104,8 @@ def table_header() -> str:
 
 
 def table_line(row: Row) -> str:
-    flags = [name for name, on in (("sustained", sustained(row)), ("client-bound", row["client_saturated"])) if on]
+    flags = [name for name, on in (("sustained", sustained(row)), ("client-bound", row["client_saturated"]),
+                                   ("noisy", row.get("noisy"))) if on]  # fmt: skip
     if row.get("closed"):
         flags.append(f"closed {row['closed']}")
     cells = (_cell(row.get(name), width, decimals) for _, name, width, decimals in COLUMNS)
@@ -146,6 +148,11 @@ class Results:
                                  "by_connections": by_connections,
                                  "max_delivered_ticks_per_s": delivered[primary],
                                  "delivered_by_connections": delivered}  # fmt: skip
+        noisy = [r for r in self.runs if r.get("noisy")]
+        if noisy:
+            self.note(f"{len(noisy)} of {len(self.runs)} steps ran beside other load (other processes over "
+                      f"10 % of a core; at most {max(r['other_cpu_pct'] for r in noisy):.0f} %): their figures are "
+                      "the machine's, not the product's")  # fmt: skip
         opened = next((o for o in self.opens if o["system"] == "tickerdeck" and str(o["connections"]) == primary), {})
         slow = self.slow_reader or dict.fromkeys(SLOW_READER_FIELDS)
         return {
@@ -163,6 +170,7 @@ class Results:
                 **{name: self.widget[section][key] for name, (section, key) in WIDGET_SUMMARY.items()},
             },
             "pace": self.pace["saving"] if self.pace else None,
+            "noisy_steps": len(noisy),
             "notes": self.notes,
         }
 
@@ -208,7 +216,8 @@ def print_summary(document: dict[str, Any]) -> None:
     for opened in document["opens"]:
         print(f"    {opened['system']:<10} {opened['connections']:>5} connections: "
               f"{_number(opened['connects_per_s'])} connects/s, "
-              f"{_number(opened['idle_kb_per_connection'])} KB each idle")  # fmt: skip
+              f"each p99 {_number(opened['connect_p99_ms'])} ms, {_number(opened['idle_kb_per_connection'])} KB "
+              f"each idle{' (noisy)' if opened['noisy'] else ''}")  # fmt: skip
     slow = summary["slow_reader"]
     print("  slow readers: " + ", ".join(f"{name} {_number(slow[name])}" for name in SLOW_READER_FIELDS))
     widget = summary["widget"]

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
 from bench import report
 from bench.config import Config
+from bench.load import NOISY_PCT, OtherLoad
 from bench.processes import ChildError, Controlled
 from bench.report import Results, Row
 from bench.systems import Context, Running, System
@@ -83,22 +85,26 @@ class Window:
         self.harness, self.running = harness, running
         redis = [harness.redis] if harness.redis else []
         self._sources = {"server": running.processes, "web": running.web, "redis": redis}
+        self._other = OtherLoad(urlsplit(harness.context.database_url).path.lstrip("/"))
 
     def measure(self, seconds: float, then: Callable[[], object] = lambda: None) -> dict[str, Any]:
         h, grace = self.harness, max(self.harness.config.warmup, MIN_GRACE_SECONDS)
         before = {name: cpu_seconds(processes) for name, processes in self._sources.items()}
         psutil.cpu_percent()  # starts the machine-wide reading
+        self._other.start()
         started = time.monotonic()
         h.client.send("measure", seconds=seconds, grace=grace)
         time.sleep(seconds)
         wall = time.monotonic() - started
         cpu = {name: 100 * (cpu_seconds(processes) - before[name]) / wall for name, processes in self._sources.items()}
         machine = psutil.cpu_percent() * (psutil.cpu_count() or 1)  # 100 % = one core
+        other = self._other.percent(time.monotonic() - started)
         then()
         result = h.client.answer("measure", timeout=seconds + grace + 60)
         ticks = h.publisher.request("window", start_ms=result["start_ms"], end_ms=result["end_ms"])
         result.update({f"{name}_cpu_pct": value for name, value in cpu.items()})
         result["machine_cpu_pct"] = machine
+        result["other_cpu_pct"] = other
         result["offered"] = ticks["published"] / result["window"]
         result["expected"] = ticks["deliveries"] / result["window"]
         result["subscribers"] = ticks["subscribers"]
@@ -118,7 +124,8 @@ def step_row(system: str, opened: Opened, organisations: int, result: dict[str, 
         "client_cpu_pct": round(result["cpu_pct"], 1), "rss_mb": round(result["rss_mb"], 1),
         "delivered_pct": round(100 * delivered / expected, 2) if expected else None, "max_ms": tally["max_ms"],
         "redis_cpu_pct": round(result["redis_cpu_pct"], 1) if result["redis_cpu_pct"] else None,
-        "machine_cpu_pct": round(result["machine_cpu_pct"], 1),
+        "machine_cpu_pct": round(result["machine_cpu_pct"], 1), "other_cpu_pct": result["other_cpu_pct"],
+        "noisy": result["other_cpu_pct"] > NOISY_PCT,
         "client_saturated": result["cpu_pct"] >= report.CLIENT_SATURATED_PCT,
         "open_connections": result["open"], "closed": result["closed"],
     }  # fmt: skip
@@ -135,11 +142,20 @@ def open_streams(h: Harness, system: System, running: Running, streams: list[Str
     refused: list[int] = []
     answers = []
     rss = []
+    other = OtherLoad(urlsplit(h.context.database_url).path.lstrip("/"))
     for offset, batch in ((0, targets[:split]), (split, targets[split:])):
         if batch:
+            other.start()
+            psutil.cpu_percent()  # starts the machine-wide reading
+            started, cpu_before = time.monotonic(), (cpu_seconds(running.processes), cpu_seconds([h.client.ps]))
             answer = h.client.request("open", port=running.port, targets=batch, first_frame=system.first_frame,
                                       concurrency=h.config.concurrency, connect_timeout=OPEN_TIMEOUT_SECONDS,
                                       timeout=OPEN_TIMEOUT_SECONDS + len(batch) / 20)  # fmt: skip
+            wall = time.monotonic() - started
+            answer["other_cpu_pct"] = other.percent(wall)
+            answer["cpu_pct"] = {"server": round(100 * (cpu_seconds(running.processes) - cpu_before[0]) / wall, 1),
+                                 "client": round(100 * (cpu_seconds([h.client.ps]) - cpu_before[1]) / wall, 1),
+                                 "machine": round(psutil.cpu_percent() * (psutil.cpu_count() or 1), 1)}  # fmt: skip
             refused += [offset + index for index in answer["refused_at"]]
             answers.append(answer)
             time.sleep(max(h.config.warmup, MIN_SETTLE_SECONDS))
@@ -155,9 +171,14 @@ def open_streams(h: Harness, system: System, running: Running, streams: list[Str
         "connects_per_s": round(timed["opened"] / timed["seconds"], 1) if timed["opened"] else None,
         "idle_kb_per_connection": round((rss[1] - rss[0]) / 1024 / timed["opened"], 1)
         if timed["opened"] and len(answers) == 2 else None,
+        "connect_p50_ms": timed["connect_p50_ms"], "connect_p99_ms": timed["connect_p99_ms"],
+        "server_cpu_pct": timed["cpu_pct"]["server"], "client_cpu_pct": timed["cpu_pct"]["client"],
+        "machine_cpu_pct": timed["cpu_pct"]["machine"],
+        "other_cpu_pct": timed["other_cpu_pct"], "noisy": timed["other_cpu_pct"] > NOISY_PCT,
     })  # fmt: skip
     print(f"  opened {len(opened)}/{len(streams)} in {sum(a['seconds'] for a in answers):.1f} s "
-          f"({h.results.opens[-1]['connects_per_s']} connects/s; "
+          f"({h.results.opens[-1]['connects_per_s']} connects/s, each p99 {timed['connect_p99_ms']} ms, CPU % "
+          f"{timed['cpu_pct']}, other {timed['other_cpu_pct']} %; "
           f"{h.results.opens[-1]['idle_kb_per_connection']} KB per idle connection)")  # fmt: skip
     h.publisher.request("weights", weights=Counter(symbol for stream in opened for symbol in stream.symbols))
     return Opened(len(streams), opened, subscriptions(opened) / h.symbols)

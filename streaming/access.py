@@ -19,7 +19,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.models import User
 from billing.limits import LIMITS_SQL_COLUMNS, PLAN_TABLE, PlanLimits, organisation_limits
-from symbols.selectors import Rejection, symbols_validate
+from symbols.selectors import Rejection, known_symbols_loaded, symbols_validate
 from tenants.db import activate_public_schema, activate_schema
 from tenants.middleware import organisation_for_host
 from tenants.models import Membership, Organisation, SubscriptionStatus
@@ -172,9 +172,55 @@ def stream_access(
     if refusal is not None:
         return refusal
     limits = PlanLimits.of_row(row[4:])
+    _verified_remember(session_key, organisation.pk, Verified(time.monotonic(), claims.user_id, limits))
     requested = requested_symbols(schema_name=organisation.schema_name, params=params)
     if isinstance(requested, Refusal):
         return requested
+    return symbols_grant(claims.user_id, limits, requested)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A connect check that let a session's user in to an organisation: who, the plan, and when."""
+
+    at: float  # time.monotonic()
+    user_id: int
+    limits: PlanLimits
+
+
+_verified: dict[tuple[str, int], Verified] = {}  # (session key, organisation pk)
+VERIFIED_MAX = 10_000
+
+
+def _verified_remember(session_key: str | None, organisation_pk: int, verified: Verified) -> None:
+    if not session_key or settings.STREAM_SESSION_CACHE_SECONDS <= 0:
+        return
+    if len(_verified) >= VERIFIED_MAX:
+        _verified.clear()
+    _verified[(session_key, organisation_pk)] = verified
+
+
+def stream_access_cached(
+    *, organisation: OrganisationRef, session_key: str | None, params: StreamParams
+) -> StreamAccess | Refusal | None:
+    """The connect step from this process's check of the same session in the same organisation, if that
+    is under STREAM_SESSION_CACHE_SECONDS old (2 s: a sign-out, a password change, a deactivation, a
+    removal or a plan change reaches new connects within that); the symbols are checked afresh.
+
+    None when there is no such check, or when the step needs the database (a watchlist, or the symbol
+    directory due for its reload): the caller then runs `stream_access`. Safe on the event loop.
+    Refusals are never remembered: a refused connect always reads the database again.
+    """
+    if not session_key or params.watchlist_id is not None or not known_symbols_loaded():
+        return None
+    verified = _verified.get((session_key, organisation.pk))
+    if verified is None or time.monotonic() - verified.at >= settings.STREAM_SESSION_CACHE_SECONDS:
+        return None
+    return symbols_grant(verified.user_id, verified.limits, list(params.symbols))
+
+
+def symbols_grant(user_id: int, limits: PlanLimits, requested: list[str]) -> StreamAccess | Refusal:
+    """The end of the connect step: the symbols asked for, checked against the directory and the plan."""
     symbols, rejected = symbols_validate(requested)
     if not symbols:
         return Refusal(
@@ -191,7 +237,7 @@ def stream_access(
             "Remove some, or upgrade your plan.",
             {"limits": limits.as_dict(len(symbols))},
         )
-    return StreamAccess(claims.user_id, limits, symbols, rejected)
+    return StreamAccess(user_id, limits, symbols, rejected)
 
 
 def standing_refusal(organisation: Organisation) -> Refusal | None:

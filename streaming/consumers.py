@@ -23,7 +23,14 @@ from redis.exceptions import RedisError
 from billing.limits import PlanLimits
 from symbols.selectors import Rejection, symbols_validate
 
-from .access import Grant, OrganisationRef, plan_limits, stream_access, watchlist_stream_symbols
+from .access import (
+    Grant,
+    OrganisationRef,
+    plan_limits,
+    stream_access,
+    stream_access_cached,
+    watchlist_stream_symbols,
+)
 from .feed_changes import MARKET_CHANGED, UNSERVED_CHANGED, unserved_items
 from .frames import FrameGuard
 from .hub import StreamHub, stream_hub
@@ -155,9 +162,12 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         """The connect step of SPEC for a signed-in member: session, membership, standing, symbols."""
         params: StreamParams = self.scope["stream_params"]
         self.watchlist_id = params.watchlist_id
-        access = await database_sync_to_async(stream_access, thread_sensitive=False)(
-            organisation=organisation, session_key=self.scope.get("session_key"), params=params
-        )
+        session_key = self.scope.get("session_key")
+        access = stream_access_cached(organisation=organisation, session_key=session_key, params=params)
+        if access is None:
+            access = await database_sync_to_async(stream_access, thread_sensitive=False)(
+                organisation=organisation, session_key=session_key, params=params
+            )
         if not isinstance(access, Refusal):
             self.user_id = access.user_id
         return access

@@ -47,6 +47,11 @@ def known_symbols() -> frozenset[str]:
     return _known
 
 
+def known_symbols_loaded() -> bool:
+    """Whether `known_symbols()` answers without a query (safe to call on the event loop)."""
+    return bool(_known) and time.monotonic() - _loaded_at <= CACHE_SECONDS
+
+
 def symbols_validate(raw: Iterable[object]) -> tuple[list[str], list[Rejection]]:
     """Split requested symbols into valid ones (upper-cased, de-duplicated, in order) and rejections.
 

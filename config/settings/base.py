@@ -400,6 +400,10 @@ STREAM_LEASE_URLS = env.list("STREAM_LEASE_URLS", default=[REDIS_URL] if REDIS_U
 # How long a widget viewer token lets a viewer connect (the embed script renews it before then).
 WIDGET_TOKEN_SECONDS = env.int("WIDGET_TOKEN_SECONDS", default=300)
 STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default=30.0)
+# How long a web process reuses a connect check it made (session, membership, standing, plan) for
+# the same session in the same organisation: a sign-out, password change, deactivation, removal or
+# plan change reaches new connects within this time. 0: every connect reads the database.
+STREAM_SESSION_CACHE_SECONDS = env.float("STREAM_SESSION_CACHE_SECONDS", default=2.0)
 # Quote frames leave on a shared clock: what arrives within one tick shares a frame (streaming.sender).
 STREAM_FRAME_MS = env.float("STREAM_FRAME_MS", default=20.0)
 # Seconds in a plan's "delay minute": 60 everywhere except tests that shorten time.

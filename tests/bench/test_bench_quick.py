@@ -23,7 +23,7 @@ db = live_support.db
 SYSTEMS = ("naive", "raw", "tickerdeck")
 RUN_FIELDS = {"system", "connections", "organisations", "offered_ticks_per_s", "expected_ticks_per_s",
               "delivered_ticks_per_s", "frames_per_s", "p50_ms", "p99_ms", "server_cpu_pct", "client_cpu_pct",
-              "rss_mb"}  # fmt: skip
+              "rss_mb", "other_cpu_pct", "noisy"}  # fmt: skip
 SLOW_READER_FIELDS = {"offered_ticks_per_s", "fast_p99_ms_baseline", "fast_p99_ms_with_slow", "fast_p99_rise_pct",
                       "server_rss_mb_start", "server_rss_mb_end", "slow_clients", "slow_closed_4408"}  # fmt: skip
 WIDGET_VIEWERS, TOKEN_REQUESTS = 20, 40
@@ -62,13 +62,16 @@ def test_the_bench_measures_every_system_and_writes_every_field(
         assert rows, f"no run of {system}:\n{output}"
         for row in rows:
             assert set(row) >= RUN_FIELDS, f"{system} row lacks {RUN_FIELDS - set(row)}"
+            assert row["noisy"] == (row["other_cpu_pct"] > 10), row
         assert max(row["delivered_ticks_per_s"] for row in rows) > 0, f"{system} delivered nothing:\n{output}"
     summary = document["summary"]
     assert set(SYSTEMS) <= set(summary["systems"])
     for figures in summary["systems"].values():
         assert {"max_sustainable_ticks_per_s", "by_connections"} <= set(figures)
         assert set(figures["by_connections"]) == {"20"}
-    assert set(summary) >= {"ratio_vs_naive", "ratio_vs_raw", "connects_per_s", "idle_kb_per_connection", "slow_reader"}
+    assert set(summary) >= {"ratio_vs_naive", "ratio_vs_raw", "connects_per_s", "idle_kb_per_connection", "slow_reader",
+                            "noisy_steps"}  # fmt: skip
+    assert summary["noisy_steps"] == sum(row["noisy"] for row in document["runs"])
     assert set(summary["slow_reader"]) >= SLOW_READER_FIELDS
     assert summary["slow_reader"]["slow_clients"] == 1  # every 20th stream
     widget_figures_check(document, output)

@@ -251,5 +251,7 @@ async def test_a_session_from_before_a_key_rotation_still_streams(committed: Com
         await ws.connect()
         assert (await receive(ws))["type"] == "snapshot"
         await ws.disconnect()
-    with override_settings(SECRET_KEY="rotated-" + old_key, SECRET_KEY_FALLBACKS=[]):
+    # Without the fallback it is signed out (at once here: the process's reuse of a connect check, up to
+    # STREAM_SESSION_CACHE_SECONDS, is tests/streaming/test_session_cache.py's subject).
+    with override_settings(SECRET_KEY="rotated-" + old_key, SECRET_KEY_FALLBACKS=[], STREAM_SESSION_CACHE_SECONDS=0):
         await expect_refusal(connect(tenant.host, session=tenant.session), 4401, "not_authenticated")
