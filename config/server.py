@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -27,8 +28,36 @@ WRITE_BUFFER_BYTES = 8 * 1024
 MAX_FRAME_BYTES = 64 * 1024
 
 
+class ConnectionLog:
+    """The logger of one websocket's protocol objects, less their lines at INFO.
+
+    uvicorn logs '… "WebSocket /ws/…" [accepted]' (or 403, or the code) and websockets "connection
+    open" and "connection closed", all at INFO on uvicorn's error logger even with the access log off:
+    three lines a connection, noise (and ~4 % of the CPU of a connect storm) at hundreds of connects a
+    second. The metrics count connects and refusals instead. Every other level goes to the logger.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        return
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+UVICORN_LOG = logging.getLogger("uvicorn.error")
+CONNECTION_LOG = ConnectionLog(UVICORN_LOG)
+
+
 class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol with a small transport write buffer."""
+    """uvicorn's websocket protocol with a small transport write buffer, without per-connection INFO lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = CONNECTION_LOG  # type: ignore[assignment]  # a Logger in all it is asked for
+        self.conn.logger = CONNECTION_LOG  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -41,7 +70,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         # The same close here, logged as the client's mistake it is.
         if self.curr_msg_data_type == "text" and not self.close_sent and not _utf8(self.frames):
             self.frames = []
-            self.logger.info("closed a websocket that sent text that is not UTF-8 (1007)")
+            UVICORN_LOG.info("closed a websocket that sent text that is not UTF-8 (1007)")
             self.conn.send_close(1007)
             self.handle_parser_exception()
             return
@@ -55,15 +84,6 @@ def _utf8(parts: Sequence[bytes]) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-class HandshakeLogFilter(logging.Filter):
-    """Drops uvicorn's per-handshake lines ('… - "WebSocket /ws/…" [accepted]'), which it logs at INFO
-    on its error logger even with the access log off: one line per connect is noise (and CPU) at
-    hundreds of connects a second."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket '))
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -129,7 +149,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")),
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS") or None,
     )
-    logging.getLogger("uvicorn.error").addFilter(HandshakeLogFilter())
     gc_tune()
     sockets = [listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)]
     if args.worker_of is not None and (ports_from := os.environ.get("WEB_WORKER_PORTS_FROM")):

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -21,11 +22,13 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from billing.limits import PlanLimits
+from core.inflight import InFlight
 from symbols.selectors import Rejection, symbols_validate
 
 from .access import (
     Grant,
     OrganisationRef,
+    StreamAccess,
     plan_limits,
     stream_access,
     stream_access_cached,
@@ -39,6 +42,7 @@ from .params import StreamParams
 from .protocol import (
     CONNECTION_FAILED,
     MAX_FRAME_BYTES,
+    NOT_AUTHENTICATED,
     ORGANISATION_DELETED,
     RATE_LIMITED,
     SERVER_RESTART,
@@ -56,6 +60,8 @@ from .state import LeaseKind
 from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
+
+SESSION_CHECKS = InFlight()
 
 CLOSE_TIMEOUT_SECONDS = 5.0
 # Quotes and control messages reach connections through the process's StreamHub (one layer
@@ -163,11 +169,20 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         params: StreamParams = self.scope["stream_params"]
         self.watchlist_id = params.watchlist_id
         session_key = self.scope.get("session_key")
-        access = stream_access_cached(organisation=organisation, session_key=session_key, params=params)
-        if access is None:
-            access = await database_sync_to_async(stream_access, thread_sensitive=False)(
+
+        def cached() -> tuple[bool, StreamAccess | Refusal]:
+            access = stream_access_cached(organisation=organisation, session_key=session_key, params=params)
+            return (False, NOT_AUTHENTICATED) if access is None else (True, access)
+
+        def check() -> Awaitable[StreamAccess | Refusal]:
+            return database_sync_to_async(stream_access, thread_sensitive=False)(
                 organisation=organisation, session_key=session_key, params=params
             )
+
+        if not session_key or params.watchlist_id is not None:  # nothing a check of another connect could answer
+            access = await check()
+        else:  # a storm's connects of one member: one database check, the others read what it left
+            access = await SESSION_CHECKS.get((session_key, organisation.pk), cached, check)
         if not isinstance(access, Refusal):
             self.user_id = access.user_id
         return access

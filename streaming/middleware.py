@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http.cookie import parse_cookie
 
+from core.inflight import InFlight
 from core.ratelimit import address_limiter_async, client_address, scope_request
 from widgets.origins import request_origin
 
@@ -31,6 +32,8 @@ from .protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+HOST_LOOKUPS = InFlight()  # a storm's connects to one host read it from the database once
 
 Scope = dict[str, Any]
 
@@ -114,13 +117,15 @@ class TenantMiddleware(_Middleware):
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         hostname = hostname_of(scope)
-        found, organisation = organisation_ref_cached(hostname)
-        if not found:
-            try:
-                organisation = await database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(hostname)
-            except DatabaseError:  # away (restarting): reconnect with backoff, not an HTTP 500 to the handshake
-                logger.warning("database unreachable at a connect to %s: closing 1012", hostname, exc_info=True)
-                return await websocket_refuse(receive, send, SERVER_RESTART)
+        try:
+            organisation = await HOST_LOOKUPS.get(
+                hostname,
+                lambda: organisation_ref_cached(hostname),
+                lambda: database_sync_to_async(organisation_ref_for_host, thread_sensitive=False)(hostname),
+            )
+        except DatabaseError:  # away (restarting): reconnect with backoff, not an HTTP 500 to the handshake
+            logger.warning("database unreachable at a connect to %s: closing 1012", hostname, exc_info=True)
+            return await websocket_refuse(receive, send, SERVER_RESTART)
         if organisation is None:
             return await websocket_refuse(receive, send, UNKNOWN_TENANT)
         return await self.inner({**scope, "organisation": organisation}, receive, send)
