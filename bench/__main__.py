@@ -17,6 +17,7 @@ from functools import partial
 
 from bench import report
 from bench.config import Config, parse
+from bench.idle import run_idle
 from bench.report import Results
 from bench.runner import max_streams_needed, run_system
 from bench.session import context_start, harness_start, run_stopping_everything
@@ -72,6 +73,10 @@ def run(config: Config, results: Results, stack: ExitStack) -> None:
         from bench.systems.tickerdeck import Tickerdeck
 
         run_widget(harness, Tickerdeck(organisations), widget)
+    if "tickerdeck" in config.systems and config.idle_connections:
+        from bench.systems.tickerdeck import Tickerdeck
+
+        run_idle(harness, Tickerdeck(organisations), symbols)
     results.completed = True
 
 

@@ -30,6 +30,7 @@ from collections import Counter
 from typing import Any
 
 from bench import httpload, wire
+from config.server import open_files_raise
 from bench.wsclient import Connection, Tally, Target, Window, connect
 
 SLOW_RECEIVE_BUFFER = 8192  # a slow reader's unread data backs up into the server quickly
@@ -141,4 +142,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    open_files_raise()  # a socket per connection: thousands of them
     wire.run(main)

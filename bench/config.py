@@ -20,10 +20,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ~8 minutes: each system ramps at 1,000 and 5,000 connections until it clearly fails; then
     # 2,000 widget token requests and 5,000 viewers of one widget (~1 minute more).
     "full": {"connections": [1000, 5000], "organisations": 50, "factor": 1.7, "steps": 14, "warmup": 1.5,
-             "seconds": 3.0, "slow_seconds": 15.0, "widget_viewers": 5000, "token_requests": 2000},
+             "seconds": 3.0, "slow_seconds": 15.0, "widget_viewers": 5000, "token_requests": 2000,
+             "idle_connections": 20000},
     # ~1.5 minutes: fewer connections and organisations, steeper ramp, short windows, 300 viewers.
     "quick": {"connections": [500], "organisations": 20, "factor": 2.2, "steps": 7, "warmup": 0.8,
-              "seconds": 1.5, "slow_seconds": 3.0, "widget_viewers": 300, "token_requests": 500},
+              "seconds": 1.5, "slow_seconds": 3.0, "widget_viewers": 300, "token_requests": 500,
+              "idle_connections": 0},
 }  # fmt: skip
 WIDGET_QUOTES = [1.0, 2.0, 4.0, 8.0]  # quotes/s each widget viewer is sent, step by step
 PACE_TICKS = [2.0, 5.0]  # ticks/s of each symbol in the pace scenario: above the paced 1 a second
@@ -53,6 +55,10 @@ class Config:
     pace_symbols: int  # the most followed symbols ticked in the pace scenario (0: no pace scenario)
     pace_ticks: list[float]  # ticks/s of each of those symbols, step by step
     pace_max: int  # the throttle every connection then asks for (updates per second per symbol)
+    idle_connections: int  # the idle scenario's connections (0: none)
+    idle_quote_seconds: float  # each is sent a quote this often, on average
+    idle_seconds: float  # its measuring window
+    idle_per_client: int  # connections per load client (a process holds at most ~19,000 sockets here)
     output: Path
     database_url: str | None
     redis_url: str | None
@@ -102,6 +108,11 @@ def parse(argv: Sequence[str] | None = None) -> Config:
     pace.add_argument("--pace-ticks", type=_numbers(float), default=PACE_TICKS,
                       help="ticks/s of each of those symbols, at each step (comma-separated)")  # fmt: skip
     pace.add_argument("--pace-max", type=int, default=1, help="max_per_second of every connection's throttle")
+    idle = parser.add_argument_group("idle scenario (tickerdeck, last; --idle-connections 0: none)")
+    idle.add_argument("--idle-connections", type=int, help="connections, each sent a quote every few seconds")
+    idle.add_argument("--idle-quote-seconds", type=float, default=3.0, help="seconds between two quotes of one")
+    idle.add_argument("--idle-seconds", type=float, default=10.0, help="its measuring window")
+    idle.add_argument("--idle-per-client", type=int, default=9000, help="connections per load client process")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--database-url", help="use this database as it is (default: tickerdeck_bench)")
     parser.add_argument("--redis-url")
@@ -120,4 +131,7 @@ def parse(argv: Sequence[str] | None = None) -> Config:
     if args["pace_symbols"] < 0 or (args["pace_symbols"] and not (
             args["pace_ticks"] and min(args["pace_ticks"]) > 0 and 1 <= args["pace_max"] <= 50)):  # fmt: skip
         parser.error("a pace scenario needs ticks per symbol above 0 and a pace from 1 to 50")
+    if args["idle_connections"] < 0 or (args["idle_connections"] and not (
+            args["idle_quote_seconds"] > 0 and args["idle_seconds"] > 0 and args["idle_per_client"] > 0)):  # fmt: skip
+        parser.error("an idle scenario needs seconds between quotes, a window and connections per client above 0")
     return Config(**args)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -32,6 +33,11 @@ class OtherLoad:
     def __init__(self, database: str) -> None:
         self.database = database
         self._before: dict[tuple[int, float], float] = {}
+
+    @classmethod
+    def of(cls, database_url: str) -> OtherLoad:
+        """For the bench whose database is at `database_url`."""
+        return cls(urlsplit(database_url).path.lstrip("/"))
 
     def _ours(self, process: psutil.Process, tree: set[int]) -> bool:
         if process.pid in tree:

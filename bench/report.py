@@ -121,6 +121,7 @@ class Results:
     slow_reader: Row | None = None
     widget: dict[str, Any] = field(default_factory=widget_empty)  # bench.widget fills it in
     pace: dict[str, Any] | None = None  # bench.runner.pace_saving: without and with a viewer-chosen pace
+    idle: dict[str, Any] | None = None  # bench.idle: many connections, a quote every few seconds each
     notes: list[str] = field(default_factory=list)
     completed: bool = False
 
@@ -170,6 +171,7 @@ class Results:
                 **{name: self.widget[section][key] for name, (section, key) in WIDGET_SUMMARY.items()},
             },
             "pace": self.pace["saving"] if self.pace else None,
+            "idle": self.idle,
             "noisy_steps": len(noisy),
             "notes": self.notes,
         }
@@ -188,7 +190,7 @@ class Results:
         summary = self.summary(systems, connections)
         return {"started_at": self.started_at, "completed": self.completed, "machine": machine,
                 "config": self.config, "runs": self.runs, "opens": self.opens, "widget": self.widget,
-                "pace": self.pace, "summary": summary}  # fmt: skip
+                "pace": self.pace, "idle": self.idle, "summary": summary}  # fmt: skip
 
 
 def write(document: dict[str, Any], path: Path) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -85,7 +84,7 @@ class Window:
         self.harness, self.running = harness, running
         redis = [harness.redis] if harness.redis else []
         self._sources = {"server": running.processes, "web": running.web, "redis": redis}
-        self._other = OtherLoad(urlsplit(harness.context.database_url).path.lstrip("/"))
+        self._other = OtherLoad.of(harness.context.database_url)
 
     def measure(self, seconds: float, then: Callable[[], object] = lambda: None) -> dict[str, Any]:
         h, grace = self.harness, max(self.harness.config.warmup, MIN_GRACE_SECONDS)
@@ -142,7 +141,7 @@ def open_streams(h: Harness, system: System, running: Running, streams: list[Str
     refused: list[int] = []
     answers = []
     rss = []
-    other = OtherLoad(urlsplit(h.context.database_url).path.lstrip("/"))
+    other = OtherLoad.of(h.context.database_url)
     for offset, batch in ((0, targets[:split]), (split, targets[split:])):
         if batch:
             other.start()
@@ -329,4 +328,4 @@ def run_system(h: Harness, system: System, workloads: dict[int, list[Stream]]) -
 
 def max_streams_needed(config: Config) -> int:
     """Room for every stream of every count at once (a stopped server's leases lapse only later)."""
-    return 2 * sum(math.ceil(n / config.organisations) for n in config.connections) + 10
+    return 2 * sum(math.ceil(n / config.organisations) for n in [*config.connections, config.idle_connections]) + 10

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
 from collections.abc import Sequence
@@ -102,6 +103,14 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
     return sock
 
 
+def open_files_raise() -> None:
+    """The soft limit on open files raised to the hard one: each websocket is a file, and a soft limit
+    of 1,024 (common in containers) would refuse connections long before memory or CPU run out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def gc_tune() -> None:
     """Fewer full garbage collections: they stop the event loop for tens of milliseconds.
 
@@ -149,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         proxy_headers=bool(os.environ.get("FORWARDED_ALLOW_IPS")),
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS") or None,
     )
+    open_files_raise()
     gc_tune()
     sockets = [listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)]
     if args.worker_of is not None and (ports_from := os.environ.get("WEB_WORKER_PORTS_FROM")):

@@ -40,6 +40,11 @@ WIDGET_SUMMARY_FIELDS = {"viewers", "opened", "connects_per_s", "connect_p99_ms"
                          "token_p50_ms", "token_p99_ms", "token_ok", "token_errors", "server_cpu_ms_per_connect",
                          "token_server_cpu_ms_per_request"}  # fmt: skip
 BENCH_SECONDS = 180
+IDLE_CONNECTIONS = 40  # over two load clients of 25
+IDLE_FIELDS = {"connections", "opened", "refused", "clients", "connects_per_s", "connect_p99_ms",
+               "server_rss_mb_before", "server_rss_mb_after", "rss_kb_per_connection", "quote_every_s",
+               "expected_quotes_per_s", "delivered_quotes_per_s", "delivered_ratio", "p50_ms", "p99_ms",
+               "other_cpu_pct", "noisy"}  # fmt: skip
 
 
 def test_the_bench_measures_every_system_and_writes_every_field(
@@ -51,6 +56,8 @@ def test_the_bench_measures_every_system_and_writes_every_field(
         "--connections", "20", "--organisations", "2", "--rates", "20,40", "--warmup", "0.5", "--seconds", "1",
         "--slow-seconds", "1", "--widget-viewers", str(WIDGET_VIEWERS), "--token-requests", str(TOKEN_REQUESTS),
         "--token-concurrency", "10", "--widget-quotes", "2", "--pace-symbols", "5", "--pace-ticks", "4",
+        "--idle-connections", str(IDLE_CONNECTIONS), "--idle-per-client", "25", "--idle-quote-seconds", "0.5",
+        "--idle-seconds", "1",
         within=BENCH_SECONDS,
     )  # fmt: skip
     document = orjson.loads(output_path.read_bytes())
@@ -135,6 +142,15 @@ def widget_figures_check(document: dict[str, Any], output: str) -> None:
     assert 0 <= streaming["delivered_ratio"] <= 1
     assert streaming["delivered_quotes_per_s"] > 0, output
     assert 0 <= streaming["p50_ms"] <= streaming["p99_ms"]
+
+    idle = document["idle"]
+    assert set(idle) >= IDLE_FIELDS
+    assert (idle["connections"], idle["opened"], idle["refused"], idle["clients"]) == (IDLE_CONNECTIONS, 40, {}, 2)
+    assert idle["rss_kb_per_connection"] is not None
+    assert idle["expected_quotes_per_s"] > 0
+    assert idle["delivered_quotes_per_s"] > 0, output
+    assert 0 <= idle["p50_ms"] <= idle["p99_ms"]
+    assert document["summary"]["idle"] == idle
 
     summary = document["summary"]["widget"]
     assert set(summary) >= WIDGET_SUMMARY_FIELDS
