@@ -146,13 +146,12 @@ class Soak:
         self.notes.append(text)
 
     def progress(self, elapsed: float, stats: dict[str, Any], memory: Memory) -> None:
-        last = memory.samples[-1]["mb"]
+        rss = ", ".join(f"{name} {mb}" for name, mb in memory.samples[-1]["mb"].items())
         print(f"  {elapsed:5.0f} s  open {stats['open']}  opened {stats.get('opened', 0)}  closed clean "
               f"{stats.get('closed_clean', 0)} reset {stats.get('closed_reset', 0)} dropped "
               f"{stats.get('closed_dropped', 0)}  server closed {stats['server_closed']}  refused "
               f"{sum(stats['refused'].values())}  quiet {stats['starving_now']}  plans {self.plan_changes}  "
-              f"watchlist edits {self.watchlist_edits}  RSS web {last.get('web')} feed {last.get('feed')} "
-              f"MB", flush=True)  # fmt: skip
+              f"watchlist edits {self.watchlist_edits}  RSS MB {rss}", flush=True)  # fmt: skip
 
     def leases_wait(self, created: Organisations, expected: tuple[int, int]) -> dict[str, Any]:
         """Poll the lease store until it holds `expected` (streams, widgets), for LEASE_WAIT_SECONDS at most."""
