@@ -60,6 +60,13 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.logger = CONNECTION_LOG  # type: ignore[assignment]  # a Logger in all it is asked for
         self.conn.logger = CONNECTION_LOG  # type: ignore[assignment]
 
+    def start_keepalive(self) -> None:
+        # Called once, right after the handshake's answer is written: uvicorn keeps the handshake's
+        # request and response (their headers, ~2.4 KB) for the connection's life, and never reads them
+        # again. A websocket left open all day should cost no more than it must.
+        self.request = self.response = None  # type: ignore[assignment]
+        super().start_keepalive()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if isinstance(transport, asyncio.WriteTransport):

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from symbols.selectors import symbol_shared
 from widgets.models import PUBLIC_ID_PATTERN
 from widgets.tokens import MAX_TOKEN_LENGTH
 
@@ -66,7 +67,7 @@ def stream_params_parse(query_string: bytes) -> StreamParams | Refusal:
         if watchlist_id is None:
             return bad_request("?watchlist= takes a watchlist id (digits).")
         return StreamParams(watchlist_id=watchlist_id)
-    symbols = tuple(s for s in params.get("symbols", "").split(",") if s.strip())
+    symbols = tuple(symbol_shared(s) for s in params.get("symbols", "").split(",") if s.strip())
     if len(symbols) > MAX_SYMBOLS_AT_CONNECT:
         return bad_request(f"Ask for at most {MAX_SYMBOLS_AT_CONNECT} symbols at connect.")
     return StreamParams(symbols=symbols)

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -40,7 +39,8 @@ class SendClock:
         # When the feed published the batch being fanned out now (wall clock): rooms set it before
         # offering its quotes, so a sender knows how old the oldest quote it holds is.
         self.batch_published_at = 0.0
-        self._senders: weakref.WeakSet[ConflatingSender] = weakref.WeakSet()
+        self._tracked = 0  # started senders not yet stopped: the patrol runs while there are any
+        self.sending: set[ConflatingSender] = set()  # senders in a send now: what the patrol looks at
         self._patrol: asyncio.Task[None] | None = None
 
     def schedule(self, sender: "ConflatingSender") -> None:
@@ -54,20 +54,22 @@ class SendClock:
         for sender in due:
             sender.tick()
 
-    def track(self, sender: "ConflatingSender") -> None:
-        self._senders.add(sender)
+    def track(self) -> None:
+        self._tracked += 1
         if self._patrol is None or self._patrol.done():
             self._patrol = asyncio.create_task(self._patrol_blocked_sends(), name="send-clock-patrol")
 
     def untrack(self, sender: "ConflatingSender") -> None:
-        self._senders.discard(sender)
+        self._tracked -= 1
+        self.sending.discard(sender)
 
     async def _patrol_blocked_sends(self) -> None:
+        """Only the senders in a send are looked at: an idle connection costs the patrol nothing."""
         loop = asyncio.get_running_loop()
-        while self._senders:
+        while self._tracked:
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
             now = loop.time()
-            for sender in list(self._senders):
+            for sender in list(self.sending):
                 sender.check_blocked(now)
 
 
@@ -87,7 +89,7 @@ class ConflatingSender:
         self._slow_after = slow_after
         self._clock = clock
         self._pending: dict[str, bytes] = {}
-        self._messages: deque[str] = deque(maxlen=256)
+        self._messages: deque[str] | None = None  # made on the first message (most connections get none)
         self._scheduled = False  # waiting for the clock's next tick
         self._due = False  # the tick came: pending quotes may go
         self._ready: asyncio.Future[None] | None = None  # what the sender task waits on
@@ -98,15 +100,18 @@ class ConflatingSender:
         self._last_sent: dict[str, float] = {}
         self._hold_timer: asyncio.TimerHandle | None = None
         self._oldest_published_at = 0.0  # of the quotes pending since the last frame
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
-        self._clock.track(self)
+        self._clock.track()
 
     async def stop(self) -> None:
         STREAM_COUNTS.dropped += len(self._pending)
         self._pending = {}
-        self._clock.untrack(self)
+        if self._task is not None and not self._stopped:
+            self._stopped = True
+            self._clock.untrack(self)
         if self._hold_timer is not None:
             self._hold_timer.cancel()
         if self._task is not None:
@@ -174,6 +179,8 @@ class ConflatingSender:
 
     def message(self, text: str) -> None:
         """Queue a protocol message: it leaves at once, before any pending quotes."""
+        if self._messages is None:
+            self._messages = deque(maxlen=256)
         self._messages.append(text)
         self._wake()
 
@@ -249,5 +256,8 @@ class ConflatingSender:
 
     async def _deliver(self, loop: asyncio.AbstractEventLoop, text: str) -> None:
         self._sending_since = loop.time()
+        sending = self._clock.sending
+        sending.add(self)
         await self._send_text(text)
+        sending.discard(self)
         self._sending_since = None

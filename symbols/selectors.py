@@ -2,7 +2,7 @@
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.db.models import Case, F, Func, IntegerField, QuerySet, Value, When
@@ -32,19 +32,27 @@ class Rejection:
 # -- validation: every subscription and watchlist edit ---------------------------------------------------
 # A per-process copy of the tickers, refreshed every 5 minutes: validation runs for each subscribe
 # frame (up to a thousand symbols) and each connect, and the directory changes only on a load.
-_known: frozenset[str] = frozenset()
+# Each ticker of the directory, to itself: validated symbols are these string objects, so thousands of
+# connections following AAPL hold one "AAPL" between them rather than a copy each.
+_known: dict[str, str] = {}
 _loaded_at = 0.0
 
 
-def known_symbols() -> frozenset[str]:
+def known_symbols() -> Mapping[str, str]:
     """Every ticker in the directory (synchronous: reads the public schema at most every 5 minutes)."""
     global _known, _loaded_at
     if not _known or time.monotonic() - _loaded_at > CACHE_SECONDS:
         # Callers may be inside an organisation's schema (a watchlist edit): leave them there.
         with public_schema():
-            _known = frozenset(Symbol.objects.values_list("symbol", flat=True))
+            _known = {symbol: symbol for symbol in Symbol.objects.values_list("symbol", flat=True)}
         _loaded_at = time.monotonic()
     return _known
+
+
+def symbol_shared(raw: str) -> str:
+    """`raw`, or the directory's own string when `raw` is a known ticker spelt the same (no query: the
+    directory as last loaded): what a connection keeps of its query string then costs no memory."""
+    return _known.get(raw, raw)
 
 
 def known_symbols_loaded() -> bool:
@@ -71,10 +79,10 @@ def symbols_validate(raw: Iterable[object]) -> tuple[list[str], list[Rejection]]
         seen.add(symbol)
         if not SYMBOL_RE.fullmatch(symbol):
             rejected.append(Rejection(symbol[:20], "invalid_symbol"))
-        elif symbol not in known:
+        elif (canonical := known.get(symbol)) is None:
             rejected.append(Rejection(symbol, "unknown_symbol"))
         else:
-            accepted.append(symbol)
+            accepted.append(canonical)
     return accepted, rejected
 
 

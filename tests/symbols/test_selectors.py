@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_known_symbols_are_the_directory() -> None:
-    assert {"AAPL", "MSFT", "HSBA.L", "7203.T"} <= known_symbols()
+    assert {"AAPL", "MSFT", "HSBA.L", "7203.T"} <= known_symbols().keys()
     assert len(known_symbols()) == Symbol.objects.count()
 
 
