@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -92,8 +93,21 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
 
     # -- the connection's life -------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__ without a channel of its own (NO_PER_CONNECTION_CHANNEL):
+        its `await_many_dispatch` would run each `receive` in a task of its own, behind an
+        `asyncio.wait`, which is a task, a future and their callbacks per frame and per connection
+        for a single source of messages. One loop reads the client's messages in turn instead."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+                # A burst of frames already received would otherwise be handled without a pause, and
+                # the replies the sender task holds for them would never leave before a close.
+                await asyncio.sleep(0)
+        except StopConsumer:
+            pass
         finally:
             # Shielded: a cancellation of this task must not cut the release short.
             await asyncio.shield(asyncio.ensure_future(self.release()))
