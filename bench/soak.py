@@ -42,7 +42,13 @@ from bench.session import context_start, run_stopping_everything
 from bench.soak_report import Memory, Soak
 from bench.systems import Context, Running
 from bench.systems.tickerdeck import Tickerdeck
-from bench.tenants import Organisations, organisations_create, organisations_remove, widget_tenant_create
+from bench.tenants import (
+    Organisations,
+    WidgetTenant,
+    organisations_create,
+    organisations_remove,
+    widget_tenant_create,
+)
 from bench.widget import ORIGIN
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "soak-latest.json"
@@ -137,7 +143,7 @@ class Tenants:
     plans: tuple[int, int]  # realtime, delayed
     pools: list[list[str]]  # each member organisation's symbols
     watchlists: list[int]  # each member organisation's watchlist id
-    widget: Any = None  # bench.tenants.WidgetTenant, when there are viewers
+    widget: WidgetTenant | None = None  # when there are viewers
 
 
 def tenants_create(c: SoakConfig, context: Context, created: Organisations, symbols: list[str]) -> Tenants:
@@ -255,7 +261,7 @@ def limits_check(c: SoakConfig) -> tuple[Any, Any]:
     churn = math.ceil(c.churn_per_second * connects.get_expiry() / c.addresses)
     if per_address + churn >= connects.amount or math.ceil(c.viewers / c.addresses) >= tokens.amount:
         raise SystemExit(f"{per_address} connects per address in the ramp (+{churn} per window of churn) would reach "
-                         f"the limit of {connects}: give more --addresses.")  # fmt: skip
+                         f"the limits ({connects}; {tokens}): give more --addresses.")  # fmt: skip
     return connects, tokens
 
 
@@ -270,6 +276,7 @@ def run(c: SoakConfig, soak: Soak, stack: ExitStack) -> None:
                             scratch=Scratch(c.database, SCRATCH.mark))  # fmt: skip
     connects_limit, tokens_limit = limits_check(c)
     soak.limits = {"ws_connect": str(connects_limit), "widget_token": str(tokens_limit)}
+    soak.limit_amounts = (connects_limit.amount, tokens_limit.amount)
     from bench.tenants import directory_symbols
 
     symbols = directory_symbols(c.symbols)
@@ -347,7 +354,7 @@ def timeline(c: SoakConfig, soak: Soak, client: Controlled, running: Running, t:
 
 def abuse(c: SoakConfig, soak: Soak, client: Controlled, running: Running, t: Tenants, symbols: list[str]) -> None:
     """One address: half again as many connects as its limit allows, then a fifth more token requests."""
-    connects, tokens = (int(part.split()[0]) for part in (soak.limits["ws_connect"], soak.limits["widget_token"]))
+    connects, tokens = soak.limit_amounts
     connect_slot, token_slot = abuse_slots(c, t, symbols)
     attempts, token_requests = math.ceil(1.5 * connects), math.ceil(1.2 * tokens) if token_slot else 0
     print(f"  abuse from {ABUSER}: {attempts} connects, then {token_requests} token requests…", flush=True)

@@ -127,6 +127,7 @@ class Soak:
     completed: bool = False
     seconds: float = 0.0
     limits: dict[str, str] = field(default_factory=dict)
+    limit_amounts: tuple[int, int] = (0, 0)  # connects, token requests per window
     ramp: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)
     plan_changes: int = 0
