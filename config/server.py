@@ -21,8 +21,10 @@ from typing import Any
 import uvicorn
 import uvloop
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from config.workers import default_workers, die_with_parent, supervise
+from streaming.quotes import WRITE_FRAME
 
 SEND_BUFFER_BYTES = 8 * 1024  # the kernel doubles it
 WRITE_BUFFER_BYTES = 8 * 1024
@@ -59,6 +61,37 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.logger = CONNECTION_LOG  # type: ignore[assignment]  # a Logger in all it is asked for
         self.conn.logger = CONNECTION_LOG  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none when the handshake was refused
+        if scope is not None:
+            scope["extensions"][WRITE_FRAME] = self.write_frame
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The scope holds this protocol (its write_frame): a cycle that only a full garbage collection
+        # would free, long after the connection, since gc_tune makes those rare.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(WRITE_FRAME, None)
+        super().connection_lost(exc)
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a whole server frame made elsewhere (streaming.quotes.websocket_text_frame) now, if the
+        connection is open and its socket writable; False, writing nothing, otherwise (the caller then
+        sends through ASGI, which waits). The websocket protocol keeps no state per data frame sent,
+        so a frame written here is as if `send_text` had made it."""
+        if (
+            self.handshake_complete
+            and not self.close_sent
+            and not self.disconnected
+            and self.writable.is_set()
+            and self.conn.state is State.OPEN
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(frame)
+            return True
+        return False
 
     def start_keepalive(self) -> None:
         # Called once, right after the handshake's answer is written: uvicorn keeps the handshake's

@@ -2,6 +2,8 @@
 
 import asyncio
 import dataclasses
+import gc
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,7 +11,7 @@ import orjson
 import pytest
 
 from streaming.metrics import StreamCounts
-from streaming.quotes import Quote, quotes_frame, update_frame
+from streaming.quotes import Quote, quotes_frame, update_frame, update_payload, websocket_text_frame
 from streaming.sender import ConflatingSender, SendClock
 
 SPEC_QUOTE_FIELDS = {"symbol", "price", "bid", "ask", "volume", "change", "change_pct", "ts"}
@@ -358,3 +360,92 @@ async def test_conflated_dropped_and_sent_quotes_are_counted(
     await sender.stop()  # closed with a quote still pending
     assert (counts.conflated, counts.dropped, counts.quotes_out) == (4, 2, 2)
     assert sum(counts.latency) == 2  # one observation per quote frame
+
+
+class Connection:
+    """What a consumer gives its sender: its own bound methods."""
+
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+        self.written: list[bytes] = []
+        self.writable = True
+
+    async def send_text(self, text: str) -> None:
+        await self.socket.send_text(text)
+
+    async def on_slow(self) -> None:
+        await self.socket.on_slow()
+
+    def write_now(self, frame: bytes) -> bool:
+        if self.writable:
+            self.written.append(frame)
+        return self.writable
+
+
+async def test_a_stopped_sender_lets_its_connection_go_without_a_garbage_collection(socket: Socket) -> None:
+    """The callbacks are the connection's methods: a stopped sender must not keep a cycle through them
+    (a web process that collects its oldest generation rarely grew with every closed connection)."""
+    connection = Connection(socket)
+    connection.sender = ConflatingSender(  # type: ignore[attr-defined]
+        connection.send_text, connection.on_slow, slow_after=5.0, clock=SendClock(0.01),
+        on_failed=connection.on_slow, write_now=connection.write_now,
+    )  # fmt: skip
+    connection.sender.start()  # type: ignore[attr-defined]
+    connection.sender.offer("AAPL", encoded("AAPL", 1))  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    assert len(connection.written) == 1  # the tick wrote it through write_now
+    await connection.sender.stop()  # type: ignore[attr-defined]
+    gone = weakref.ref(connection)
+    gc.disable()
+    try:
+        del connection
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+async def test_a_writable_connection_gets_the_tick_s_shared_frame_without_its_task(socket: Socket) -> None:
+    clock = SendClock(0.02)
+    connections = [Connection(socket) for _ in range(3)]
+    senders = [ConflatingSender(c.send_text, c.on_slow, slow_after=5.0, clock=clock, write_now=c.write_now)
+               for c in connections]  # fmt: skip
+    connections[2].writable = False  # its socket is full: the frame goes through its task, later
+    for sender in senders:
+        sender.start()
+        for n, symbol in enumerate(SYMBOLS[:2]):
+            sender.offer(symbol, encoded(symbol, n))
+    await until(socket, lambda: len(socket.frames) == 1)
+    first, second = (c.written for c in connections[:2])
+    assert first == second == [websocket_text_frame(update_payload([encoded(s, n) for n, s in enumerate(SYMBOLS[:2])]))]
+    assert first[0] is second[0], "built once for the tick"
+    assert connections[2].written == []
+    assert [q["symbol"] for q in socket.decoded()[0]["quotes"]] == SYMBOLS[:2]
+    for sender in senders:
+        await sender.stop()
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
+def test_a_websocket_text_frame_has_rfc_6455_s_header(length: int) -> None:
+    payload = b"x" * length
+    frame = websocket_text_frame(payload)
+    assert frame[0] == 0x81  # FIN, text
+    if length < 126:
+        assert (frame[1], frame[2:]) == (length, payload)
+    elif length < 65536:
+        assert (frame[1], int.from_bytes(frame[2:4], "big"), frame[4:]) == (126, length, payload)
+    else:
+        assert (frame[1], int.from_bytes(frame[2:10], "big"), frame[10:]) == (127, length, payload)
+
+
+async def test_quotes_offered_before_start_wait_for_it_even_on_a_writable_socket(socket: Socket) -> None:
+    """The consumer sends its snapshot between joining the room and start(): nothing may overtake it."""
+    connection = Connection(socket)
+    sender = ConflatingSender(connection.send_text, connection.on_slow, slow_after=5.0, clock=SendClock(0.01),
+                              write_now=connection.write_now)  # fmt: skip
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await asyncio.sleep(0.05)  # ticks went by
+    assert connection.written == []
+    assert socket.frames == []
+    sender.start()
+    await until(socket, lambda: len(socket.frames) == 1)  # the pending quote, through the task
+    await sender.stop()
