@@ -287,15 +287,26 @@ def test_a_revoked_widget_stops_for_good(world: World, django_db_blocker: Any) -
         assert traffic.counts() == (1, 1)
 
 
-@pytest.mark.parametrize("code", [4400, 4402, 4403, 4404, 4429])
-def test_a_terminal_close_code_is_not_retried(world: World, code: int) -> None:
-    with chromium_page() as page:
-        traffic = watched(page, close_with=code)
-        page.goto(world.site.url("/routed.html"))
-        expect(page.locator(f"{WIDGET} .msg")).to_have_text(UNAVAILABLE)
-        stays_quiet(page, traffic)
-        assert traffic.counts() == (1, 1)
-        assert recorded(page)["closes"] == [code]
+TERMINAL_CODES = (4400, 4402, 4403, 4404, 4429)
+
+
+def test_a_terminal_close_code_is_not_retried(world: World) -> None:
+    """One page per code, side by side in one browser, so that they wait out the quiet period together."""
+    with chromium_page() as first:
+        pages = [first, *(first.context.browser.new_page() for _ in TERMINAL_CODES[1:])]  # type: ignore[union-attr]
+        traffics = [watched(page, close_with=code) for page, code in zip(pages, TERMINAL_CODES, strict=True)]
+        for page in pages:
+            page.set_default_timeout(20_000)
+            page.goto(world.site.url("/routed.html"))
+        for page in pages:
+            expect(page.locator(f"{WIDGET} .msg")).to_have_text(UNAVAILABLE)
+        before = [traffic.counts() for traffic in traffics]
+        first.wait_for_timeout(QUIET_SECONDS * 1000)
+        for page, traffic, code, counted in zip(pages, traffics, TERMINAL_CODES, before, strict=True):
+            assert traffic.counts() == counted == (1, 1), code
+            expect(page.locator(f"{WIDGET} .msg")).to_have_text(UNAVAILABLE)
+            expect(price_cells(page)).to_have_count(0)
+            assert recorded(page)["closes"] == [code]
 
 
 @pytest.mark.parametrize("code", [1011, 1012, 4401, 4408])
