@@ -181,15 +181,18 @@ class RedisStreamState(StreamState):
 
     async def lease_refresh(self, leases: list[tuple[LeaseKind, str, str]]) -> None:
         expires = _now_ms() + self._lease_ttl_ms()
-        by_shard: dict[int, list[tuple[LeaseKind, str, str]]] = defaultdict(list)
-        for lease in leases:
-            by_shard[self._lease_shard(lease[1])].append(lease)
-        for shard, shard_leases in by_shard.items():
+        # One ZADD per organisation's key with all its leases, not one per lease: 10,000 connections in
+        # a process were 20,000 commands packed on the event loop every refresh, a 100-200 ms stall.
+        by_key: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+        for kind, schema, lease_id in leases:
+            by_key[(self._lease_shard(schema), _lease_key(kind, schema))][lease_id] = expires
+        for shard in {shard for shard, _ in by_key}:
             async with self._lease_servers[shard].pipeline(transaction=False) as pipe:
-                for kind, schema, lease_id in shard_leases:
-                    # Not `XX`: after a Redis restart or flush the open streams must count again.
-                    pipe.zadd(_lease_key(kind, schema), {lease_id: expires})
-                    pipe.pexpire(_lease_key(kind, schema), self._lease_ttl_ms() * 2)
+                for (key_shard, key), members in by_key.items():
+                    if key_shard == shard:
+                        # Not `XX`: after a Redis restart or flush the open streams must count again.
+                        pipe.zadd(key, members)  # type: ignore[arg-type]
+                        pipe.pexpire(key, self._lease_ttl_ms() * 2)
                 await pipe.execute()
 
     async def lease_count(self, kind: LeaseKind, schema: str) -> int:
