@@ -30,8 +30,8 @@ from collections import Counter
 from typing import Any
 
 from bench import httpload, wire
-from config.server import open_files_raise
 from bench.wsclient import Connection, Tally, Target, Window, connect
+from config.server import open_files_raise
 
 SLOW_RECEIVE_BUFFER = 8192  # a slow reader's unread data backs up into the server quickly
 MIN_SLOW_FPS = 0.1  # a stream too thin to slow down further still reads now and then

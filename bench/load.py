@@ -5,6 +5,9 @@ other process's CPU (another engineer's test suite, a build) lowers what the sys
 window records it, and a step where it passed `NOISY_PCT` (10 % of one core) is flagged `noisy`,
 so a figure made on a busy machine shows as such rather than as the product's.
 
+A virtual machine's CPUs may also be lent to other guests by the host ("steal" time, /proc/stat): that
+counts as other load too.
+
 The bench's own: this process and its descendants (the client, the publisher, the systems and their
 workers), Redis (its only server is the one the bench uses), and the PostgreSQL backends of the
 bench's database. Other databases' backends and PostgreSQL's own background processes count as
@@ -33,6 +36,7 @@ class OtherLoad:
     def __init__(self, database: str) -> None:
         self.database = database
         self._before: dict[tuple[int, float], float] = {}
+        self._steal_before = 0.0
 
     @classmethod
     def of(cls, database_url: str) -> OtherLoad:
@@ -59,9 +63,22 @@ class OtherLoad:
 
     def start(self) -> None:
         self._before = self._snapshot()
+        self._steal_before = _steal_seconds()
 
     def percent(self, wall: float) -> float:
-        """CPU of other processes since `start()`; one started since counts from its start."""
+        """CPU of other processes since `start()`, and the time the hypervisor gave this machine's CPUs
+        to other guests (steal): neither went to the bench. One process started since counts from its
+        start."""
         after = self._snapshot()
         used = sum(cpu - self._before.get(key, 0.0) for key, cpu in after.items())
+        used += max(_steal_seconds() - self._steal_before, 0.0)
         return round(100 * max(used, 0.0) / wall, 1) if wall > 0 else 0.0
+
+
+def _steal_seconds() -> float:
+    """CPU time stolen by the hypervisor from every CPU of this (virtual) machine since boot; 0 on a
+    machine that does not report it."""
+    try:
+        return float(psutil.cpu_times().steal)  # Linux only
+    except AttributeError:
+        return 0.0
