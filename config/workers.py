@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 logger = logging.getLogger("tickerdeck.workers")
 
@@ -112,17 +113,26 @@ class Supervisor:
         worker.start()
 
     def _stop_all(self) -> None:
-        running = [w.process for w in self.workers if w.process is not None and w.process.poll() is None]
-        for process in running:
-            process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in running:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                logger.error("Worker %d did not stop within %.0f s: killing it.", process.pid, STOP_SECONDS)
-                process.kill()
-                process.wait()
+        for pid in processes_stop([w.process for w in self.workers if w.process is not None], STOP_SECONDS):
+            logger.error("Worker process %d did not stop within %.0f s: killed.", pid, STOP_SECONDS)
+
+
+def processes_stop(processes: Sequence[subprocess.Popen[Any]], grace: float) -> list[int]:
+    """SIGTERM to each one still running, then SIGKILL to those still running `grace` seconds later (one
+    deadline for all); the pids that had to be killed."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    killed = []
+    for process in running:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            killed.append(process.pid)
+    return killed
 
 
 def supervise(host: str, port: int, workers: int, worker_args: Sequence[str]) -> int:

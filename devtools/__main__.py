@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from config.workers import processes_stop
+
 from . import cluster as topology
 from .servers import ROOT, Services, ensure_services
 
@@ -162,15 +164,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
             logger.error("A process exited (code %s): stopping the others.", exit_code)
             break
         time.sleep(0.3)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-    for child in children:
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    processes_stop(children, SHUTDOWN_GRACE_SECONDS)
     logger.info("Stopped.")
     return exit_code
 

@@ -1,6 +1,7 @@
 """The suite only ever runs against a test database, even when one file is run alone."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,17 @@ def test_a_file_of_committed_row_tests_run_alone_sets_up_its_own_test_database()
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1 passed" in result.stdout
+
+
+def test_no_test_flushes_the_database() -> None:
+    """`transaction=True` (or `transactional_db`) makes pytest-django empty every table after the test:
+    the seeded plans and symbol directory would be gone for the later tests of that worker (a CI run
+    had 409 of them fail). Committed rows are made and removed by the tests themselves instead."""
+    root = Path(__file__).resolve().parent
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != Path(__file__).name
+        and re.search(r"transaction\s*=\s*True|transactional_db|TransactionTestCase", path.read_text())
+    ]
+    assert offenders == []
