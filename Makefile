@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 CHROMIUM := /usr/bin/chromium
 # Both cores (pytest-xdist; worksteal: an idle worker takes tests queued on the other, so the long live
-# and browser tests do not leave one core idle at the end): about 1,500 tests in ~10 minutes on 2 cores.
+# and browser tests do not leave one core idle at the end): about 1,480 tests in ~12 minutes on 2 cores.
 # `make test PYTEST_ARGS="-k signup"` runs serially.
 PYTEST_ARGS ?= -n 2 --dist worksteal
 
