@@ -24,7 +24,15 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.core.test_health import METRICS_TOKEN
 from tests.core.test_metrics import samples, value
-from tests.live import ROOT, LiveServer, listening_process, server_environment, stream_environment, uvicorn_command
+from tests.live import (
+    ROOT,
+    LiveServer,
+    free_port,
+    listening_process,
+    server_environment,
+    stream_environment,
+    uvicorn_command,
+)
 from tests.streaming import live_support
 from tests.streaming.conftest import Committed, Tenant
 from tests.streaming.live_support import expect_refused, recv_json, ws_connect
@@ -78,7 +86,7 @@ class Workers:
             found = samples(response.read().decode())
         return int(value(found, "tickerdeck_stream_connections", organisation=schema, kind="streams") or 0)
 
-    def wait_serving(self, index: int, timeout: float = 30) -> None:
+    def wait_serving(self, index: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -91,7 +99,10 @@ class Workers:
 
 @pytest.fixture
 def workers(db: None, committed: Committed) -> Iterator[Workers]:
-    port, ports_from = two_free_ports(), two_free_ports()
+    port = free_port()
+    ports_from = two_free_ports()
+    while port in (ports_from, ports_from + 1):  # worker 1's own port must not be the shared one
+        ports_from = two_free_ports()
     env = server_environment(PORT=str(port), **stream_environment(METRICS_TOKEN=METRICS_TOKEN,
                                                                   WEB_WORKER_PORTS_FROM=str(ports_from)))  # fmt: skip
     with listening_process(uvicorn_command(port, "--workers", "2"), port, env) as server:
