@@ -58,6 +58,25 @@ class Organisation(TenantMixin):
         return super().create_schema(check_if_exists=check_if_exists, sync_schema=sync_schema, verbosity=verbosity)
 
 
+class SchemaScript(models.Model):
+    """The template schema as SQL (pg_dump's, its name a placeholder) for one set of applied migrations.
+
+    New organisations' schemas are made by running it (tenants.schema_script): the same work at any
+    number of organisations, where clone_schema's catalog reads grow with them.
+    """
+
+    template = models.CharField(max_length=63)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the migrations applied to the template.")
+    script = models.TextField()
+    captured = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["template", "fingerprint"], name="schema_script_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.template} {self.fingerprint[:12]}"
+
+
 class Domain(DomainMixin):
     """A host name that serves one organisation (its subdomain, or a custom domain)."""
 

@@ -19,6 +19,7 @@ from django_tenants.utils import (
 )
 
 from .db import activate_public_schema, tenant_connection
+from .schema_script import schema_replay, schema_script_current
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def template_schema_sync(*, verbosity: int = 0) -> str:
         activate_public_schema()
     clone_function_ensure()
     catalog_statistics_refresh()
+    schema_script_current(name)  # captured now, at deploy time, rather than by the first sign-up
     return name
 
 
@@ -126,7 +128,9 @@ class InstalledCloneSchema(CloneSchema):
 
 
 def tenant_schema_clone(*, tenant: TenantMixin, check_if_exists: bool, verbosity: int) -> bool:
-    """Clone the tenant's schema from its base schema and fake its migrations, as django-tenants does.
+    """Make the tenant's schema from its base schema: replayed from its SQL, else cloned as django-tenants does.
+
+    The replayed schema carries the template's applied migrations with it; the clone fakes them.
 
     False, having done nothing, when there is no base schema to clone from or when check_if_exists
     and the schema exists: TenantMixin.create_schema then does what it does for those.
@@ -139,6 +143,8 @@ def tenant_schema_clone(*, tenant: TenantMixin, check_if_exists: bool, verbosity
         return False
     if not is_valid_schema_name(name):
         raise ValidationError("Invalid string used for the schema name.")
+    if schema_replay(template=base_schema, name=name):
+        return True
     catalog_statistics_refresh()
     InstalledCloneSchema().clone_schema(base_schema, name, tenant.clone_mode)
     constraint_names_restore(base_schema, name)

@@ -144,6 +144,9 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_LIMIT_SET_CALLS = True
+# pg_dump writes the template's SQL that new schemas are made from (tenants/schema_script.py); empty:
+# the one on PATH, else the embedded server's. Without one, sign-up falls back to clone_schema.
+PG_DUMP = env.str("PG_DUMP", default="")
 
 MIDDLEWARE = [
     # A request id for the logs: the proxy's X-Request-ID when it is a UUID, else a new one; returned.

@@ -48,6 +48,19 @@ def test_the_dockerfile_passes_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_image_s_pg_dump_is_of_the_compose_server_s_major_version() -> None:
+    """pg_dump refuses a server newer than itself; sign-up would then fall back to the slower clone."""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    client = re.search(r"^ARG POSTGRES_MAJOR=(\d+)$", dockerfile, re.M)
+    server = re.fullmatch(r"postgres:(\d+)(?:[.-].*)?", compose()["services"]["postgres"]["image"])
+
+    assert client is not None
+    assert server is not None
+    assert client.group(1) == server.group(1)
+    assert 'install -y --no-install-recommends "postgresql-client-${POSTGRES_MAJOR}"' in dockerfile
+    assert "PG_DUMP=/usr/lib/postgresql/${POSTGRES_MAJOR}/bin/pg_dump" in dockerfile
+
+
 def test_the_image_runs_the_web_server_as_a_user_without_privileges_and_checks_healthz() -> None:
     runtime = (DOCKER / "Dockerfile").read_text().split("AS runtime", 1)[1]
 

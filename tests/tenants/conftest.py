@@ -1,13 +1,15 @@
 """Fixtures of the team tests: an organisation with an owner, an admin and a member, and another organisation."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.test import Client
+from pytest_django.fixtures import Settings
 
 from accounts.models import User
-from tenants.models import Membership, Organisation, Role
+from tenants import schema_script
+from tenants.models import Membership, Organisation, Role, SchemaScript
 from tests.conftest import host_client
 
 
@@ -54,3 +56,13 @@ def role_of(membership: Membership) -> str | None:
 def messages_of(client: Client, path: str) -> str:
     """The page body at `path` (where the messages of the previous redirect show)."""
     return client.get(path).content.decode()
+
+
+@pytest.fixture
+def without_pg_dump(settings: Settings) -> Iterator[None]:
+    """Sign-up as on a server without pg_dump: no stored or cached template script, so it clones."""
+    settings.PG_DUMP = "/nonexistent/pg_dump"
+    schema_script.forget()
+    SchemaScript.objects.all().delete()  # rolled back with the test
+    yield
+    schema_script.forget()

@@ -1,4 +1,4 @@
-"""New organisations are cloned through a clone_schema function installed once, not re-created per clone."""
+"""Without pg_dump, new organisations are cloned through a clone_schema function installed once, not per clone."""
 
 import time
 from collections.abc import Callable
@@ -21,7 +21,7 @@ from tenants.schema_template import (
     template_schema_sync,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_pg_dump")]
 
 TEMPLATE = "tenant_template"
 

@@ -9,6 +9,7 @@ from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
 from accounts.models import User
+from tenants import schema_template
 from tenants.models import Domain, Membership, Organisation, Role
 from tests.conftest import PASSWORD, host_client
 
@@ -121,14 +122,31 @@ def test_signup_rejects_a_registered_email(public_client: Client, make_user: Any
 def test_signup_rolls_back_user_organisation_and_schema_when_schema_creation_fails(
     public_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real_replay = schema_template.schema_replay
+
+    def replay_then_fail(**kwargs: Any) -> bool:
+        assert real_replay(**kwargs)
+        assert schema_exists("org_acme_labs")  # the schema really exists at this point
+        raise DatabaseError("simulated failure after the schema was made")
+
+    monkeypatch.setattr(schema_template, "schema_replay", replay_then_fail)
+    signup_fails_leaving_nothing(public_client)
+
+
+@pytest.mark.usefixtures("without_pg_dump")
+def test_signup_rolls_back_a_cloned_schema_too(public_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     real_clone = CloneSchema.clone_schema
 
     def clone_then_fail(self: CloneSchema, *args: Any, **kwargs: Any) -> None:
-        real_clone(self, *args, **kwargs)  # the schema really exists at this point
+        real_clone(self, *args, **kwargs)
         assert schema_exists("org_acme_labs")
         raise DatabaseError("simulated failure after the schema was cloned")
 
     monkeypatch.setattr(CloneSchema, "clone_schema", clone_then_fail)
+    signup_fails_leaving_nothing(public_client)
+
+
+def signup_fails_leaving_nothing(public_client: Client) -> None:
     before = counts()
 
     response = public_client.post("/signup/", signup_data())

@@ -1,0 +1,202 @@
+"""New organisations' schemas are replayed from the template's SQL (pg_dump, captured once per template version)."""
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django_tenants.clone import CloneSchema
+from pytest_django.fixtures import Settings
+
+from tenants import schema_script
+from tenants.models import Organisation, SchemaScript
+from tenants.schema_script import SCHEMA_PLACEHOLDER, ScriptError, replay_script, template_fingerprint
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATE = "tenant_template"
+
+# Each query describes one kind of object of schema %(schema)s, the schema's own name written as "S".
+CATALOG_QUERIES = {
+    "columns": """
+        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+               replace(coalesce(pg_get_expr(d.adbin, d.adrelid), ''), %(schema)s || '.', 'S.')
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+        WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r'""",
+    "constraints": """
+        SELECT c.relname, k.conname, k.contype, replace(pg_get_constraintdef(k.oid), %(schema)s || '.', 'S.'),
+               k.condeferrable, k.condeferred
+        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+        WHERE c.relnamespace = %(schema)s::regnamespace""",
+    "indexes": """
+        SELECT tablename, indexname, replace(indexdef, %(schema)s || '.', 'S.')
+        FROM pg_indexes WHERE schemaname = %(schema)s""",
+    "sequences": """
+        SELECT s.sequencename, s.data_type::text, s.start_value, s.increment_by, s.last_value,
+               split_part(pg_get_serial_sequence(%(schema)s || '.' || split_part(s.sequencename, '_id_seq', 1), 'id'),
+                          '.', 1) = %(schema)s
+        FROM pg_sequences s WHERE s.schemaname = %(schema)s""",
+    "migrations": "SELECT app, name FROM {schema}.django_migrations",
+    "content types": "SELECT id, app_label, model FROM {schema}.django_content_type",
+}
+
+
+def catalog_of(schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's columns, constraints, indexes, sequences and rows of schema, in a comparable form."""
+    described = {}
+    with connection.cursor() as cursor:
+        for kind, sql in CATALOG_QUERIES.items():
+            cursor.execute(sql.format(schema=f'"{schema}"'), {"schema": schema})
+            described[kind] = sorted(cursor.fetchall())
+    described["constraints"] = [(*row[:3], check_normalised(row[3]), *row[4:]) for row in described["constraints"]]
+    return described
+
+
+def check_normalised(definition: str) -> str:
+    """A constraint's text without parentheses and casts, for CHECKs PostgreSQL stores re-parsed.
+
+    Django writes `condition IN (...)` on a varchar column, which PostgreSQL keeps as
+    `(ARRAY['a'::varchar, ...])::text[]`; pg_dump writes that text, and parsing it back stores each
+    element cast instead, `ARRAY[('a'::varchar)::text, ...]`: the same test, another tree.
+    """
+    if not definition.startswith("CHECK"):
+        return definition
+    return re.sub(r"::[a-z ]+(\[\])?|[()]", "", definition)
+
+
+@pytest.fixture
+def fresh_scripts() -> Any:
+    schema_script.forget()
+    yield
+    schema_script.forget()
+
+
+def test_a_new_organisation_s_schema_is_the_template_object_for_object(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    organisation = make_organisation("replayed")
+
+    template, replayed = catalog_of(TEMPLATE), catalog_of(organisation.schema_name)
+    assert all(template[kind] for kind in CATALOG_QUERIES), {kind: len(rows) for kind, rows in template.items()}
+    assert replayed == template
+    assert all(row[-1] for row in replayed["sequences"]), "every identity sequence belongs to the new schema"
+
+
+def test_sign_up_replays_the_stored_script_without_cloning(
+    make_organisation: Callable[..., Organisation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_clone(*args: object, **kwargs: object) -> None:
+        raise AssertionError("clone_schema ran")
+
+    monkeypatch.setattr(CloneSchema, "clone_schema", no_clone)
+    stored = SchemaScript.objects.get(template=TEMPLATE)
+    assert stored.fingerprint == template_fingerprint(TEMPLATE), "captured when the template was set up"
+
+    first, second = make_organisation("replay-one"), make_organisation("replay-two")
+
+    with connection.cursor() as cursor:  # two schemas, each with its own sequences: ids start afresh in each
+        for organisation in (first, second):
+            table = f'"{organisation.schema_name}".watchlists_watchlist'
+            cursor.execute(
+                f"INSERT INTO {table} (name, symbols, created, updated) "  # noqa: S608 (the test's own schema)
+                "VALUES ('w', '{}', now(), now()) RETURNING id"
+            )
+            assert cursor.fetchone() == (1,)
+    assert SchemaScript.objects.filter(template=TEMPLATE).count() == 1
+
+
+def test_a_template_migrated_since_the_capture_is_captured_again(
+    make_organisation: Callable[..., Organisation], fresh_scripts: None
+) -> None:
+    SchemaScript.objects.filter(template=TEMPLATE).update(fingerprint="0" * 64, script="SELECT 1/0")
+
+    organisation = make_organisation("recaptured")
+
+    stored = SchemaScript.objects.get(template=TEMPLATE)
+    assert stored.fingerprint == template_fingerprint(TEMPLATE), "the old version's script is replaced"
+    assert SCHEMA_PLACEHOLDER in stored.script
+    assert catalog_of(organisation.schema_name) == catalog_of(TEMPLATE)
+
+
+def test_without_pg_dump_sign_up_clones_and_says_so_once(
+    make_organisation: Callable[..., Organisation], without_pg_dump: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="tenants.schema_script"):
+        first = make_organisation("cloned-one")
+        make_organisation("cloned-two")
+
+    warnings = [record.getMessage() for record in caplog.records if record.name == "tenants.schema_script"]
+    assert len(warnings) == 1, warnings
+    assert "cloned with clone_schema" in warnings[0]
+    assert "/nonexistent/pg_dump" in warnings[0]
+    assert not SchemaScript.objects.exists()
+    cloned, template = catalog_of(first.schema_name), catalog_of(TEMPLATE)
+    assert cloned["migrations"] == template["migrations"]
+    assert cloned["indexes"] == template["indexes"]
+
+
+def test_a_pg_dump_that_fails_leaves_sign_up_to_the_clone(
+    make_organisation: Callable[..., Organisation], without_pg_dump: None, settings: Settings, tmp_path: Any
+) -> None:
+    refusing = tmp_path / "pg_dump"
+    refusing.write_text("#!/bin/sh\necho 'pg_dump: error: aborting because of server version mismatch' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    settings.PG_DUMP = str(refusing)
+
+    organisation = make_organisation("dump-refused")
+
+    assert catalog_of(organisation.schema_name)["migrations"] == catalog_of(TEMPLATE)["migrations"]
+    with pytest.raises(ScriptError, match="server version mismatch"):
+        schema_script.schema_script_capture(TEMPLATE, template_fingerprint(TEMPLATE))
+
+
+DUMP = """--
+-- PostgreSQL database dump
+--
+\\restrict abc123
+SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+CREATE SCHEMA tenant_template;
+SET default_table_access_method = heap;
+CREATE TABLE tenant_template.t (
+    id bigint NOT NULL,
+    note text DEFAULT 'tenant_template_x'::text
+);
+INSERT INTO tenant_template.t VALUES (1, 'a');
+ALTER TABLE ONLY tenant_template.t
+    ADD CONSTRAINT t_other_fk FOREIGN KEY (id) REFERENCES public.other(id);
+\\unrestrict abc123
+"""
+
+
+def test_the_script_keeps_statements_and_leaves_out_settings_and_meta_commands() -> None:
+    script = replay_script(DUMP, TEMPLATE)
+
+    assert script.splitlines() == [
+        f"CREATE SCHEMA {SCHEMA_PLACEHOLDER};",
+        f"CREATE TABLE {SCHEMA_PLACEHOLDER}.t (",
+        "    id bigint NOT NULL,",
+        "    note text DEFAULT 'tenant_template_x'::text",
+        ");",
+        f"INSERT INTO {SCHEMA_PLACEHOLDER}.t VALUES (1, 'a');",  # noqa: S608 (expected text, not a query)
+        f"ALTER TABLE ONLY {SCHEMA_PLACEHOLDER}.t",
+        "    ADD CONSTRAINT t_other_fk FOREIGN KEY (id) REFERENCES public.other(id);",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dump", "message"),
+    [
+        pytest.param(
+            DUMP.replace("(1, 'a')", "(1, 'see tenant_template')"), "names tenant_template", id="name-in-a-row"
+        ),
+        pytest.param(DUMP.replace("CREATE SCHEMA tenant_template;\n", ""), "0 CREATE SCHEMA", id="no-create-schema"),
+        pytest.param("", "0 CREATE SCHEMA", id="empty-output"),
+    ],
+)
+def test_a_dump_that_does_not_fit_is_refused(dump: str, message: str) -> None:
+    with pytest.raises(ScriptError, match=message):
+        replay_script(dump, TEMPLATE)
