@@ -1,13 +1,14 @@
 """`python -m bench.tenant_scale --count 10000`: many organisations in one database.
 
 At each checkpoint (by default 0, 1,000 and `--count` organisations) it measures:
-- sign-up: `--sample` organisations made through the product's own `organisation_create` (schema clone,
-  domain, owner membership), seconds each; the owner's password hashing is left out (one PBKDF2 hash is
+- sign-up: `--sample` organisations made through the product's own `organisation_create` (schema
+  replayed from the template's SQL, or cloned without pg_dump; domain, owner membership), seconds each; the owner's password hashing is left out (one PBKDF2 hash is
   timed once and reported beside);
 - `migrate_schemas` over every schema with django-tenants' multiprocessing executor (a release with no
   new migration: what each deploy's set-up step costs), at checkpoints from `--migrate-from` (1,000);
-- the catalog: database size, pg_catalog's size, pg_class and pg_namespace rows.
-Between checkpoints organisations are filled in as fast as the same clone allows (`--fill-workers`
+- the catalog: database size, pg_catalog's size, pg_class and pg_namespace rows;
+- pg_dump writing the template's SQL afresh (what a deploy's `manage.py bootstrap` pays at that size).
+Between checkpoints organisations are filled in as fast as the same sign-up allows (`--fill-workers`
 at once, 2 by default), with a progress line.
 `--autovacuum off|on` sets the server's autovacuum for the run (ALTER SYSTEM, reloaded) and puts the
 previous setting back at the end; `keep` (default) leaves it and reports it. It runs in a scratch
@@ -106,19 +107,23 @@ def autovacuum_set(admin_url: str, mode: str) -> Any:
 
 
 def scale_run(args: argparse.Namespace, *, admin_url: str) -> dict[str, Any]:
+    from django.conf import settings
     from django.core.management import call_command
 
     from billing.models import Plan
+    from tenants.schema_script import schema_script_current
     from tenants.schema_template import template_schema_sync
 
     print(f"Setting up {args.database} (public schema, template schema)…", flush=True)
     call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
     template_schema_sync()
     plan = Plan.objects.get(slug="free")
+    replayed = schema_script_current(settings.TENANT_BASE_SCHEMA) is not None
     with psycopg.connect(admin_url, autocommit=True) as conn:
         shown = conn.execute("SHOW autovacuum").fetchone()
         autovacuum = shown[0] if shown is not None else "unknown"
     result: dict[str, Any] = {"autovacuum": autovacuum, "password_hash_seconds": password_hash_seconds(),
+                              "schema_creation": "replayed (pg_dump's SQL)" if replayed else "cloned (clone_schema)",
                               "checkpoints": [], "fill": []}  # fmt: skip
     print(f"autovacuum {autovacuum}; checkpoints {checkpoints_of(args)}; one password hash "
           f"{result['password_hash_seconds']:.2f} s (not counted)", flush=True)  # fmt: skip
@@ -171,6 +176,7 @@ def checkpoint_measure(args: argparse.Namespace, made: int, plan: Any) -> dict[s
     with connection.cursor() as cursor:
         cursor.execute(CATALOG_SQL)
         database_bytes, catalog_bytes, classes, namespaces = cursor.fetchone()
+    capture = capture_seconds()
     measured: dict[str, Any] = {
         "organisations": made,
         "signup_p50": statistics.median(seconds),
@@ -182,6 +188,7 @@ def checkpoint_measure(args: argparse.Namespace, made: int, plan: Any) -> dict[s
         "catalog_mb": int(catalog_bytes or 0) / 2**20,
         "pg_class_rows": classes,
         "schemas": namespaces,
+        "capture_seconds": capture,
     }
     if made >= args.migrate_from:
         started = time.perf_counter()
@@ -191,9 +198,22 @@ def checkpoint_measure(args: argparse.Namespace, made: int, plan: Any) -> dict[s
     print(f"checkpoint {made:6d}: sign-up p50 {measured['signup_p50']:.2f} s, p90 {measured['signup_p90']:.2f} s, "
           f"max {measured['signup_max']:.2f} s ({measured['signup_under_1s']}/{len(seconds)} under 1 s); "
           f"database {measured['database_mb']:.0f} MB, pg_catalog {measured['catalog_mb']:.0f} MB, "
-          f"{classes} relations; migrate_schemas {measured.get('migrate_schemas_seconds', 0):.0f} s",
+          f"{classes} relations; pg_dump capture {capture:.1f} s; "
+          f"migrate_schemas {measured.get('migrate_schemas_seconds', 0):.0f} s",
           flush=True)  # fmt: skip
     return measured
+
+
+def capture_seconds() -> float:
+    """Seconds for pg_dump to write the template's SQL again: what a deploy's bootstrap pays at this size."""
+    from django.conf import settings
+
+    from tenants.schema_script import schema_script_capture, template_fingerprint
+
+    template = settings.TENANT_BASE_SCHEMA
+    started = time.perf_counter()
+    schema_script_capture(template, template_fingerprint(template))
+    return time.perf_counter() - started
 
 
 def password_hash_seconds() -> float:
@@ -207,12 +227,14 @@ def password_hash_seconds() -> float:
 def summary_print(result: dict[str, Any]) -> None:
     print(f"\nautovacuum {result['autovacuum']}; password hashing {result['password_hash_seconds']:.2f} s per sign-up "
           "(not counted below)")  # fmt: skip
-    print("organisations  sign-up p50/p90/max (s)  under 1 s  database MB  pg_catalog MB  relations  migrate_schemas s")
+    print(f"new schemas: {result['schema_creation']}")
+    print("organisations  sign-up p50/p90/max (s)  under 1 s  database MB  pg_catalog MB  relations  migrate_schemas s"
+          "  pg_dump s")  # fmt: skip
     for c in result["checkpoints"]:
         migrate = f"{c['migrate_schemas_seconds']:.0f}" if "migrate_schemas_seconds" in c else "-"
         print(f"{c['organisations']:13d}  {c['signup_p50']:.2f}/{c['signup_p90']:.2f}/{c['signup_max']:.2f}"
               f"{'':10s}{c['signup_under_1s']:3d}/{c['sample']:<3d}  {c['database_mb']:11.0f}  {c['catalog_mb']:13.0f}"
-              f"  {c['pg_class_rows']:9d}  {migrate:>17s}")  # fmt: skip
+              f"  {c['pg_class_rows']:9d}  {migrate:>17s}  {c['capture_seconds']:9.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
