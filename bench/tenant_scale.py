@@ -2,8 +2,8 @@
 
 At each checkpoint (by default 0, 1,000 and `--count` organisations) it measures:
 - sign-up: `--sample` organisations made through the product's own `organisation_create` (schema
-  replayed from the template's SQL, or cloned without pg_dump; domain, owner membership), seconds each; the owner's password hashing is left out (one PBKDF2 hash is
-  timed once and reported beside);
+  replayed from the template's SQL, or cloned without pg_dump; domain, owner membership), seconds
+  each; the owner's password hashing is left out (one PBKDF2 hash is timed once and reported beside);
 - `migrate_schemas` over every schema with django-tenants' multiprocessing executor (a release with no
   new migration: what each deploy's set-up step costs), at checkpoints from `--migrate-from` (1,000);
 - the catalog: database size, pg_catalog's size, pg_class and pg_namespace rows;
@@ -198,21 +198,25 @@ def checkpoint_measure(args: argparse.Namespace, made: int, plan: Any) -> dict[s
     print(f"checkpoint {made:6d}: sign-up p50 {measured['signup_p50']:.2f} s, p90 {measured['signup_p90']:.2f} s, "
           f"max {measured['signup_max']:.2f} s ({measured['signup_under_1s']}/{len(seconds)} under 1 s); "
           f"database {measured['database_mb']:.0f} MB, pg_catalog {measured['catalog_mb']:.0f} MB, "
-          f"{classes} relations; pg_dump capture {capture:.1f} s; "
+          f"{classes} relations; pg_dump capture {_seconds(capture)}; "
           f"migrate_schemas {measured.get('migrate_schemas_seconds', 0):.0f} s",
           flush=True)  # fmt: skip
     return measured
 
 
-def capture_seconds() -> float:
-    """Seconds for pg_dump to write the template's SQL again: what a deploy's bootstrap pays at this size."""
+def capture_seconds() -> float | None:
+    """Seconds for pg_dump to write the template's SQL again (what a deploy's bootstrap pays at this size); None
+    without a working pg_dump (sign-up then clones)."""
     from django.conf import settings
 
-    from tenants.schema_script import schema_script_capture, template_fingerprint
+    from tenants.schema_script import ScriptError, schema_script_capture, template_fingerprint
 
     template = settings.TENANT_BASE_SCHEMA
     started = time.perf_counter()
-    schema_script_capture(template, template_fingerprint(template))
+    try:
+        schema_script_capture(template, template_fingerprint(template))
+    except ScriptError:
+        return None
     return time.perf_counter() - started
 
 
@@ -234,7 +238,11 @@ def summary_print(result: dict[str, Any]) -> None:
         migrate = f"{c['migrate_schemas_seconds']:.0f}" if "migrate_schemas_seconds" in c else "-"
         print(f"{c['organisations']:13d}  {c['signup_p50']:.2f}/{c['signup_p90']:.2f}/{c['signup_max']:.2f}"
               f"{'':10s}{c['signup_under_1s']:3d}/{c['sample']:<3d}  {c['database_mb']:11.0f}  {c['catalog_mb']:13.0f}"
-              f"  {c['pg_class_rows']:9d}  {migrate:>17s}  {c['capture_seconds']:9.1f}")  # fmt: skip
+              f"  {c['pg_class_rows']:9d}  {migrate:>17s}  {_seconds(c['capture_seconds']):>9s}")  # fmt: skip
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 if __name__ == "__main__":

@@ -21,11 +21,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from functools import cache
 from pathlib import Path
 
+import sqlparse
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django_tenants.utils import get_tenant_database_alias, quote_schema_name
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
@@ -35,17 +37,24 @@ from .models import SchemaScript
 
 logger = logging.getLogger(__name__)
 
-# Stands for the new schema's (quoted) name in a stored script; no SQL or identifier can contain it.
+# Stands for the new schema's quoted name in a stored script. Organisations' schema names are
+# `org_` and a slug (SCHEMA_NAME), which cannot contain it.
 SCHEMA_PLACEHOLDER = "@@schema@@"
-PG_DUMP_TIMEOUT_SECONDS = 300
-# pg_dump's session settings (its own, for restoring into an empty session) and psql's meta-commands
-# (\restrict, \unrestrict) are left out: the names in the script are all qualified, and the replay
-# runs on a connection that goes on serving the request.
-_SKIPPED_LINE = re.compile(r"^(--|\\|SET \w+ = .*;$|SELECT pg_catalog\.set_config\(.*\);$)")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Part of the fingerprint: scripts written by an older version of replay_script are captured again.
+SCRIPT_FORMAT = 2
+PG_DUMP_TIMEOUT_SECONDS = 60
+PG_DUMP_LOCK_WAIT = "5s"  # pg_dump waits no longer for a table lock (a migration under way) than this
+RETRY_AFTER_FAILURE_SECONDS = 60.0  # a process that could not capture leaves sign-ups to the clone this long
+# pg_dump's session settings (for restoring into a fresh session) are left out: every name in the
+# script is qualified, and the replay runs on a connection that goes on serving the request.
+_SESSION_SETTING = re.compile(r"(SET\s+\w+\s*(=|TO)|SELECT pg_catalog\.set_config\()", re.I)
+_REFUSED_STATEMENT = re.compile(r"(RESET|SET|SHOW|DISCARD|BEGIN|COMMIT|ROLLBACK|START|\\)\b", re.I)
 
 _FINGERPRINT_SQL = "SELECT app, name FROM {schema}.django_migrations ORDER BY app, name"
 
 _scripts: dict[tuple[str, str], str] = {}  # (template, fingerprint) → script, this process's copy
+_failed_at: dict[tuple[str, str], float] = {}  # (template, fingerprint) → when this process's capture failed
 _fallback_logged: set[str] = set()
 
 
@@ -56,14 +65,23 @@ class ScriptError(Exception):
 def schema_replay(*, template: str, name: str) -> bool:
     """Create schema `name` from the template's script; False, having done nothing, when there is none.
 
-    The caller has validated `name`. Runs in the caller's transaction: a failure later in sign-up
-    rolls the schema back with everything else.
+    Runs in the caller's transaction (a failure later in sign-up rolls the schema back with everything
+    else), in a savepoint of its own: a stored script that fails is forgotten and False returned, so
+    the clone makes the schema instead.
     """
+    if not SCHEMA_NAME.fullmatch(name):
+        raise ValueError(f"not an organisation's schema name: {name!r}")
     script = schema_script_current(template)
     if script is None:
         return False
-    with tenant_connection().cursor() as cursor:
-        cursor.execute(script.replace(SCHEMA_PLACEHOLDER, quote_schema_name(name)))
+    try:
+        with transaction.atomic(using=get_tenant_database_alias()), tenant_connection().cursor() as cursor:
+            cursor.execute(script.replace(SCHEMA_PLACEHOLDER, quote_schema_name(name)))
+    except DatabaseError:
+        logger.exception("the stored SQL of schema %s failed: it is dropped, and this schema cloned", template)
+        SchemaScript.objects.filter(template=template).delete()
+        forget()
+        return False
     return True
 
 
@@ -76,9 +94,13 @@ def schema_script_current(template: str) -> str | None:
     stored = SchemaScript.objects.filter(template=template, fingerprint=fingerprint).values_list("script", flat=True)
     script = stored.first()
     if script is None:
+        failed_at = _failed_at.get(key)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_FAILURE_SECONDS:
+            return None
         try:
             script = schema_script_capture(template, fingerprint)
         except ScriptError as exc:
+            _failed_at[key] = time.monotonic()
             if template not in _fallback_logged:
                 _fallback_logged.add(template)
                 logger.warning("new organisations are cloned with clone_schema (slower at scale): %s", exc)
@@ -90,15 +112,17 @@ def schema_script_current(template: str) -> str | None:
 def forget() -> None:
     """Drop this process's copies of the scripts (they are read again from the database or captured)."""
     _scripts.clear()
+    _failed_at.clear()
     _fallback_logged.clear()
 
 
 def template_fingerprint(template: str) -> str:
-    """sha256 of the migrations applied to the template (app and name, sorted): its version."""
+    """sha256 of the migrations applied to the template (app and name, sorted) and SCRIPT_FORMAT: its version."""
     with tenant_connection().cursor() as cursor:
         cursor.execute(_FINGERPRINT_SQL.format(schema=quote_schema_name(template)))
         applied = cursor.fetchall()
-    return hashlib.sha256("\n".join(f"{app}.{name}" for app, name in applied).encode()).hexdigest()
+    lines = [f"format {SCRIPT_FORMAT}", *(f"{app}.{name}" for app, name in applied)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def schema_script_capture(template: str, fingerprint: str) -> str:
@@ -117,23 +141,44 @@ def schema_script_capture(template: str, fingerprint: str) -> str:
 
 
 def replay_script(dump: str, template: str) -> str:
-    """pg_dump's output as a script for any schema name: settings and comments left out, the name a placeholder.
+    """pg_dump's output as a script for any schema name: settings, comments and psql's meta-commands left out.
 
-    Raises ScriptError when the template's name is left anywhere else (it would then be written to
-    by every sign-up).
+    Statements are split by sqlparse (string literals, quoted names and dollar quotes kept whole).
+    The template's name becomes SCHEMA_PLACEHOLDER in DDL and in each INSERT's target, never in row
+    data. Raises ScriptError when the output holds anything else that would touch the session, or
+    the template's name where it was not replaced (every sign-up would then write to it).
     """
-    lines = [line for line in dump.splitlines() if line.strip() and not _SKIPPED_LINE.match(line)]
-    script = "\n".join(lines)
-    # pg_dump writes a lower-case name such as tenant_template without quotes, always schema-qualified.
-    script = re.sub(rf'(?<![\w"$]){re.escape(template)}\.', f"{SCHEMA_PLACEHOLDER}.", script)
-    script, created = re.subn(
-        rf"^CREATE SCHEMA {re.escape(template)};$", f"CREATE SCHEMA {SCHEMA_PLACEHOLDER};", script, flags=re.M
-    )
+    name = re.escape(template)
+    qualified = re.compile(rf'(?<![\w"$]){name}\.')
+    statements: list[str] = []
+    for chunk in sqlparse.split(dump):
+        statement = _without_leading_meta(chunk)
+        if not statement or _SESSION_SETTING.match(statement):
+            continue
+        if _REFUSED_STATEMENT.match(statement):
+            raise ScriptError(f"pg_dump's output holds a statement a replay must not run: {statement[:80]!r}")
+        if statement.startswith("INSERT INTO "):
+            statement = qualified.sub(f"{SCHEMA_PLACEHOLDER}.", statement, count=1)
+        elif statement == f"CREATE SCHEMA {template};":
+            statement = f"CREATE SCHEMA {SCHEMA_PLACEHOLDER};"
+        else:
+            statement = qualified.sub(f"{SCHEMA_PLACEHOLDER}.", statement)
+        statements.append(statement)
+    created = statements.count(f"CREATE SCHEMA {SCHEMA_PLACEHOLDER};")
     if created != 1:
         raise ScriptError(f"pg_dump's output has {created} CREATE SCHEMA {template} statements, not one")
-    if re.search(rf"(?<![\w$]){re.escape(template)}(?![\w$])", script):
+    script = "\n".join(statements) + "\n"
+    if re.search(rf"(?<![\w$]){name}(?![\w$])", script):
         raise ScriptError(f"pg_dump's output names {template} where a schema-qualified name was not expected")
-    return script + "\n"
+    return script
+
+
+def _without_leading_meta(chunk: str) -> str:
+    """A statement without the blank, comment and psql meta-command (\\restrict …) lines pg_dump puts before it."""
+    lines = chunk.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].startswith(("--", "\\"))):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def pg_dump_schema(template: str) -> str:
@@ -143,12 +188,15 @@ def pg_dump_schema(template: str) -> str:
     conninfo = {key: value for key, value in params.items() if key in _libpq_keywords() and value not in (None, "")}
     password = conninfo.pop("password", None)  # in the environment, not on a command line others can read
     environment = {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
+    role = settings.DATABASES[get_tenant_database_alias()].get("OPTIONS", {}).get("assume_role")
     command = [executable, "--inserts", "--no-owner", "--no-privileges", "--no-comments", f"--schema={template}",
+               f"--lock-wait-timeout={PG_DUMP_LOCK_WAIT}", *([f"--role={role}"] if role else []),
                f"--dbname={make_conninfo(**conninfo)}"]  # fmt: skip
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, env=environment, timeout=PG_DUMP_TIMEOUT_SECONDS, check=False
-        )
+            command, capture_output=True, encoding="utf-8", env=environment, timeout=PG_DUMP_TIMEOUT_SECONDS,
+            check=False,
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ScriptError(f"{executable} could not run: {exc}") from exc
     if done.returncode != 0:

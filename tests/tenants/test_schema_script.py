@@ -1,16 +1,21 @@
 """New organisations' schemas are replayed from the template's SQL (pg_dump, captured once per template version)."""
 
+import json
 import logging
 import re
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
 from django_tenants.clone import CloneSchema
+from psycopg.conninfo import conninfo_to_dict
 from pytest_django.fixtures import Settings
 
 from tenants import schema_script
+from tenants.db import tenant_connection
 from tenants.models import Organisation, SchemaScript
 from tenants.schema_script import SCHEMA_PLACEHOLDER, ScriptError, replay_script, template_fingerprint
 
@@ -166,8 +171,13 @@ CREATE TABLE tenant_template.t (
     note text DEFAULT 'tenant_template_x'::text
 );
 INSERT INTO tenant_template.t VALUES (1, 'a');
+SELECT pg_catalog.setval('tenant_template.t_id_seq', 1, false);
 ALTER TABLE ONLY tenant_template.t
     ADD CONSTRAINT t_other_fk FOREIGN KEY (id) REFERENCES public.other(id);
+--
+-- PostgreSQL database dump complete
+--
+
 \\unrestrict abc123
 """
 
@@ -182,21 +192,125 @@ def test_the_script_keeps_statements_and_leaves_out_settings_and_meta_commands()
         "    note text DEFAULT 'tenant_template_x'::text",
         ");",
         f"INSERT INTO {SCHEMA_PLACEHOLDER}.t VALUES (1, 'a');",  # noqa: S608 (expected text, not a query)
+        f"SELECT pg_catalog.setval('{SCHEMA_PLACEHOLDER}.t_id_seq', 1, false);",
         f"ALTER TABLE ONLY {SCHEMA_PLACEHOLDER}.t",
         "    ADD CONSTRAINT t_other_fk FOREIGN KEY (id) REFERENCES public.other(id);",
     ]
+
+
+def test_a_row_s_text_over_several_lines_is_kept_whole() -> None:
+    """Lines inside a string literal that look like comments, settings or meta-commands are data."""
+    value = "first\n\n-- not a comment\nSET x = 1;\n\\not_a_meta_command\nlast"
+    dump = DUMP.replace("(1, 'a')", f"(1, '{value}')")
+
+    script = replay_script(dump, TEMPLATE)
+
+    assert f"INSERT INTO {SCHEMA_PLACEHOLDER}.t VALUES (1, '{value}');" in script  # noqa: S608 (expected text)
 
 
 @pytest.mark.parametrize(
     ("dump", "message"),
     [
         pytest.param(
-            DUMP.replace("(1, 'a')", "(1, 'see tenant_template')"), "names tenant_template", id="name-in-a-row"
+            DUMP.replace("(1, 'a')", "(1, 'see tenant_template.t')"), "names tenant_template", id="name-in-a-row"
+        ),
+        pytest.param(
+            DUMP.replace("(1, 'a')", "(1, 'see tenant_template')"), "names tenant_template", id="bare-name-in-a-row"
         ),
         pytest.param(DUMP.replace("CREATE SCHEMA tenant_template;\n", ""), "0 CREATE SCHEMA", id="no-create-schema"),
+        pytest.param(DUMP + "CREATE SCHEMA tenant_template;\n", "2 CREATE SCHEMA", id="two-create-schema"),
+        pytest.param(DUMP + "RESET search_path;\n", "must not run", id="reset"),
+        pytest.param(DUMP + "COMMIT;\n", "must not run", id="commit"),
         pytest.param("", "0 CREATE SCHEMA", id="empty-output"),
     ],
 )
 def test_a_dump_that_does_not_fit_is_refused(dump: str, message: str) -> None:
     with pytest.raises(ScriptError, match=message):
         replay_script(dump, TEMPLATE)
+
+
+def test_a_replay_leaves_the_connection_s_schema_and_search_path_as_they_were(
+    make_organisation: Callable[..., Organisation],
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        before = cursor.fetchone()
+    schema_before = tenant_connection().schema_name
+
+    make_organisation("replay-session")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        assert cursor.fetchone() == before
+    assert tenant_connection().schema_name == schema_before
+
+
+def test_a_stored_script_that_fails_is_dropped_and_the_schema_cloned(
+    make_organisation: Callable[..., Organisation], fresh_scripts: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    fingerprint = template_fingerprint(TEMPLATE)
+    SchemaScript.objects.filter(template=TEMPLATE).update(script=f"CREATE SCHEMA {SCHEMA_PLACEHOLDER}; SELECT 1/0;")
+
+    with caplog.at_level(logging.ERROR, logger="tenants.schema_script"):
+        organisation = make_organisation("replay-broken")
+
+    assert "failed: it is dropped" in caplog.text
+    assert catalog_of(organisation.schema_name)["migrations"] == catalog_of(TEMPLATE)["migrations"]
+    assert not SchemaScript.objects.filter(template=TEMPLATE, script__contains="1/0").exists()
+    assert fingerprint == template_fingerprint(TEMPLATE)
+
+
+def test_pg_dump_gets_the_database_s_address_and_the_password_only_in_its_environment(
+    settings: Settings, tmp_path: Path, fresh_scripts: None
+) -> None:
+    recorded = tmp_path / "recorded.json"
+    recording = tmp_path / "pg_dump"
+    recording.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"json.dump({{'argv': sys.argv[1:], 'password': os.environ.get('PGPASSWORD')}}, open({str(recorded)!r}, 'w'))\n"
+        "sys.exit(3)\n"
+    )
+    recording.chmod(0o755)
+    settings.PG_DUMP = str(recording)
+    settings.DATABASES["default"]["PASSWORD"] = "s3cret'pw"
+
+    try:
+        with pytest.raises(ScriptError, match="exited with 3"):
+            schema_script.pg_dump_schema(TEMPLATE)
+    finally:
+        settings.DATABASES["default"]["PASSWORD"] = ""
+    call = json.loads(recorded.read_text())
+    assert call["password"] == "s3cret'pw"
+    assert not any("s3cret" in argument for argument in call["argv"])
+    options = [argument for argument in call["argv"] if not argument.startswith("--dbname=")]
+    assert options == ["--inserts", "--no-owner", "--no-privileges", "--no-comments", f"--schema={TEMPLATE}",
+                       "--lock-wait-timeout=5s"]  # fmt: skip
+    [dbname] = [argument.removeprefix("--dbname=") for argument in call["argv"] if argument.startswith("--dbname=")]
+    conninfo = conninfo_to_dict(dbname)
+    params = connection.get_connection_params()
+    assert conninfo["dbname"] == params["dbname"]
+    assert conninfo.get("host") == params.get("host")
+    assert "pool" not in conninfo
+    assert "cursor_factory" not in conninfo
+
+
+def test_a_process_that_could_not_capture_does_not_try_again_at_once(
+    settings: Settings, fresh_scripts: None, tmp_path: Path
+) -> None:
+    counter = tmp_path / "calls"
+    failing = tmp_path / "pg_dump"
+    failing.write_text(f"#!/bin/sh\necho x >> {counter}\nexit 1\n")
+    failing.chmod(0o755)
+    settings.PG_DUMP = str(failing)
+    SchemaScript.objects.all().delete()
+
+    assert schema_script.schema_script_current(TEMPLATE) is None
+    assert schema_script.schema_script_current(TEMPLATE) is None
+
+    assert counter.read_text().count("x") == 1, "one pg_dump run, not one per sign-up"
+
+
+def test_a_schema_name_outside_the_organisations_pattern_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an organisation's schema name"):
+        schema_script.schema_replay(template=TEMPLATE, name='org"; DROP SCHEMA public; --')

@@ -9,7 +9,7 @@ from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
 from accounts.models import User
-from tenants import schema_template
+from tenants import schema_script, schema_template
 from tenants.models import Domain, Membership, Organisation, Role
 from tests.conftest import PASSWORD, host_client
 
@@ -122,7 +122,7 @@ def test_signup_rejects_a_registered_email(public_client: Client, make_user: Any
 def test_signup_rolls_back_user_organisation_and_schema_when_schema_creation_fails(
     public_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_replay = schema_template.schema_replay
+    real_replay = schema_script.schema_replay
 
     def replay_then_fail(**kwargs: Any) -> bool:
         assert real_replay(**kwargs)
