@@ -105,8 +105,11 @@ class ConflatingSender:
         self._messages: deque[str] | None = None  # made on the first message (most connections get none)
         self._scheduled = False  # waiting for the clock's next tick
         self._due = False  # the tick came: pending quotes may go
-        self._ready: asyncio.Future[None] | None = None  # what the sender task waits on
+        # Sends what a tick could not write at once and protocol messages; it exists only while there
+        # is some to send (most connections have none most of the time: no task, no frames held).
         self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._broken = False  # a send failed, or stayed blocked: nothing more is sent
         self._sending_since: float | None = None
         self._slow_task: asyncio.Task[None] | None = None
         self._min_interval = 0.0  # the throttle: seconds between two quotes of one symbol (0: none)
@@ -116,21 +119,23 @@ class ConflatingSender:
         self._stopped = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._started = True
         self._clock.track()
+        self._wake()  # what was queued before (the snapshot's messages, a tick)
 
     async def stop(self) -> None:
         STREAM_COUNTS.dropped += len(self._pending)
         self._pending = {}
-        if self._task is not None and not self._stopped:
-            self._stopped = True
+        if self._started and not self._stopped:
             self._clock.untrack(self)
+        self._stopped = True
         if self._hold_timer is not None:
             self._hold_timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        task = self._task
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         # The callbacks are the connection's own methods: kept, they would hold the connection, which
         # holds this sender, in a cycle that only a full garbage collection frees (rare: gc_tune), so a
         # web process churning connections grew by ~110 objects per closed connection (make soak).
@@ -182,8 +187,8 @@ class ConflatingSender:
         # Not before start(): the connection's snapshot goes first, and quotes offered meanwhile wait.
         if (
             self._write_now is not None
-            and self._task is not None
-            and self._sending_since is None
+            and self._started
+            and self._task is None
             and not self._messages
             and not self._min_interval
         ):
@@ -227,9 +232,9 @@ class ConflatingSender:
         self._wake()
 
     def _wake(self) -> None:
-        ready = self._ready
-        if ready is not None and not ready.done():
-            ready.set_result(None)
+        """Start the sender task unless it runs (it then finds the new work before it ends) or may not."""
+        if self._task is None and self._started and not self._stopped and not self._broken:
+            self._task = asyncio.create_task(self._run())
 
     @property
     def pending_quotes(self) -> int:
@@ -241,6 +246,7 @@ class ConflatingSender:
         if since is None or now - since < self._slow_after or self._slow_task is not None:
             return
         logger.info("closing a slow consumer: a frame stayed unsent for %.0f s", now - since)
+        self._broken = True
         if self._task is not None:
             self._task.cancel()
         if self._on_slow is not None:
@@ -250,6 +256,7 @@ class ConflatingSender:
         try:
             await self._send_loop()
         except Exception as exc:
+            self._broken = True
             # A send that raised leaves a connection that can send nothing more: report it (from a
             # task of its own, since the handler stops this one).
             if isinstance(exc, OSError):  # the server's ClientDisconnected: the client is gone
@@ -258,14 +265,13 @@ class ConflatingSender:
                 logger.exception("sender stopped: a send failed")
             if self._on_failed is not None and self._slow_task is None:
                 self._slow_task = asyncio.create_task(self._on_failed())
+        finally:
+            self._task = None
 
     async def _send_loop(self) -> None:
+        """Until nothing is left: no await between the last look and the task's end, so no wake-up is lost."""
         loop = asyncio.get_running_loop()
-        while True:
-            if not self._messages and not self._due:
-                self._ready = loop.create_future()
-                await self._ready
-                self._ready = None
+        while self._messages or self._due:
             while self._messages:
                 await self._deliver(loop, self._messages.popleft())
             if self._due:

@@ -449,3 +449,47 @@ async def test_quotes_offered_before_start_wait_for_it_even_on_a_writable_socket
     sender.start()
     await until(socket, lambda: len(socket.frames) == 1)  # the pending quote, through the task
     await sender.stop()
+
+
+def sender_tasks() -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_coro().__qualname__ == "ConflatingSender._run"]  # type: ignore[union-attr]
+
+
+async def test_a_sender_holds_a_task_only_while_it_has_something_to_send(
+    sender: ConflatingSender, socket: Socket
+) -> None:
+    """20,000 idle connections would otherwise each keep a task and its frames waiting (memory per connection)."""
+    sender.start()
+    await asyncio.sleep(0)
+    assert sender_tasks() == []
+    sender.message('{"type": "hello"}')
+    sender.offer("AAPL", encoded("AAPL", 1))
+    assert len(sender_tasks()) == 1
+    await until(socket, lambda: len(socket.frames) == 2)
+    await asyncio.sleep(0)
+    assert sender_tasks() == [], "done sending: the task ended"
+    sender.message('{"type": "again"}')  # and a new one starts for the next message
+    await until(socket, lambda: len(socket.frames) == 3)
+    assert [frame["type"] for frame in socket.decoded()] == ["hello", "quotes", "again"]
+
+
+async def test_a_sender_whose_send_failed_starts_no_new_task(socket: Socket) -> None:
+    failures: list[str] = []
+
+    async def failing_send(text: str) -> None:
+        raise OSError("client gone")
+
+    async def on_failed() -> None:
+        failures.append("failed")
+
+    sender = ConflatingSender(failing_send, socket.on_slow, slow_after=5.0, clock=SendClock(0), on_failed=on_failed)
+    sender.start()
+    sender.message('{"type": "hello"}')
+    await asyncio.sleep(0.01)
+    assert failures == ["failed"]
+    sender.message('{"type": "after"}')
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await asyncio.sleep(0.01)
+    assert sender_tasks() == []
+    assert failures == ["failed"], "reported once"
+    await sender.stop()
