@@ -79,15 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def scratch_database(name: str) -> Iterator[str]:
+def scratch_database(name: str, *, resume: bool = False) -> Iterator[str]:
     """Django set up on a scratch database `name` of DATABASE_URL's server, dropped at the end (also
-    after an error); yields the server's admin URL. DATABASE_URL's own database is refused."""
+    after an error); yields the server's admin URL. DATABASE_URL's own database is refused. `resume`
+    goes on with the scratch database a stopped run left, when there is one."""
     base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if name == urlsplit(base_url).path.lstrip("/"):
         print(f"Refusing to use {name}: it is DATABASE_URL's database, not a scratch one.", file=sys.stderr)
         raise SystemExit(2)
     admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
-    database_create(admin_url, name)
+    database_create(admin_url, name, keep=resume)
     try:
         _django_setup(urlunsplit(urlsplit(base_url)._replace(path="/" + name)))
         yield admin_url
@@ -98,14 +99,18 @@ def scratch_database(name: str) -> Iterator[str]:
         database_drop(admin_url, name)
 
 
-def database_create(admin_url: str, name: str, mark: str = BENCH_MARK) -> None:
-    """Create the scratch database (dropping one a killed run left, recognised by its comment `mark`)."""
+def database_create(admin_url: str, name: str, mark: str = BENCH_MARK, *, keep: bool = False) -> None:
+    """Create the scratch database (dropping one a killed run left, recognised by its comment `mark`,
+    unless `keep`: then that one is used as it is)."""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                            [name]).fetchone()  # fmt: skip
         if row is not None:
             if row[0] != mark:
                 raise SystemExit(f"Database {name} exists and is not this bench's scratch database: not touching it.")
+            if keep:
+                print(f"Going on with the scratch database {name} a stopped run left.", flush=True)
+                return
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{mark}'")

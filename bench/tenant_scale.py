@@ -56,6 +56,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--every", type=int, default=250, help="progress line every N organisations")
     parser.add_argument("--fill-workers", type=int, default=2, help="organisations made at once between checkpoints")
     parser.add_argument("--database", default="td_orgscale", help="scratch database name (default td_orgscale)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the organisations of a stopped run's scratch database (checkpoints below "
+                             "its count are left out)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -66,7 +69,7 @@ def checkpoints_of(args: argparse.Namespace) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    with scratch_database(args.database) as admin_url:
+    with scratch_database(args.database, resume=args.resume) as admin_url:
         restore = autovacuum_set(admin_url, args.autovacuum)
         try:
             from django.conf import settings
@@ -127,9 +130,11 @@ def scale_run(args: argparse.Namespace, *, admin_url: str) -> dict[str, Any]:
                               "checkpoints": [], "fill": []}  # fmt: skip
     print(f"autovacuum {autovacuum}; checkpoints {checkpoints_of(args)}; one password hash "
           f"{result['password_hash_seconds']:.2f} s (not counted)", flush=True)  # fmt: skip
-    made, started = 0, time.perf_counter()
+    made, started = existing_organisations() if args.resume else 0, time.perf_counter()
     with ThreadPoolExecutor(args.fill_workers, thread_name_prefix="fill") as pool:
         for checkpoint in checkpoints_of(args):
+            if checkpoint < made and checkpoint != args.count:
+                continue  # a resumed run: measured by the run that stopped
             while made < checkpoint:
                 batch = range(made + 1, min(made + args.every, checkpoint) + 1)
                 window = list(pool.map(partial(fill_one, plan=plan), batch))
@@ -146,6 +151,12 @@ def scale_run(args: argparse.Namespace, *, admin_url: str) -> dict[str, Any]:
             result["checkpoints"].append(checkpoint_measure(args, made, plan))
             made += args.sample
     return result
+
+
+def existing_organisations() -> int:
+    from tenants.models import Organisation
+
+    return Organisation.objects.exclude(schema_name="public").count()
 
 
 def fill_one(index: int, *, plan: Any) -> float:
