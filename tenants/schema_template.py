@@ -19,7 +19,7 @@ from django_tenants.utils import (
 )
 
 from .db import activate_public_schema, tenant_connection
-from .schema_script import schema_replay, schema_script_current
+from .schema_script import schema_replay, schema_script_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def template_schema_sync(*, verbosity: int = 0) -> str:
         activate_public_schema()
     clone_function_ensure()
     catalog_statistics_refresh()
-    schema_script_current(name)  # captured now, at deploy time, rather than by the first sign-up
+    schema_script_ensure(name)  # the SQL sign-ups make schemas from (pg_dump): captured at deploy time
     return name
 
 

@@ -19,10 +19,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
-        self.stdout.write("Migrating the public schema and every organisation…")
-        call_command("migrate_schemas", interactive=False, verbosity=max(verbosity - 1, 0))
-        self.stdout.write("Refreshing the template schema new organisations are cloned from…")
-        template_schema_sync(verbosity=max(verbosity - 1, 0))
+        quiet = max(verbosity - 1, 0)
+        # The template before the organisations: one that signs up meanwhile is made from the new
+        # template, or is among those migrated next.
+        self.stdout.write("Migrating the public schema…")
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=quiet)
+        self.stdout.write("Migrating the template new organisations are made from, and capturing its SQL…")
+        template_schema_sync(verbosity=quiet)
+        self.stdout.write("Migrating every organisation…")
+        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=quiet)
         if not options["skip_symbols"] and _command_exists("load_symbols"):
             call_command("load_symbols", verbosity=verbosity)
         if options["demo"]:
