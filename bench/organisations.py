@@ -79,10 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def scratch_database(name: str, *, resume: bool = False) -> Iterator[str]:
+def scratch_database(name: str, *, resume: bool = False, keep: bool = False) -> Iterator[str]:
     """Django set up on a scratch database `name` of DATABASE_URL's server, dropped at the end (also
     after an error); yields the server's admin URL. DATABASE_URL's own database is refused. `resume`
-    goes on with the scratch database a stopped run left, when there is one."""
+    goes on with the scratch database a stopped run left, when there is one; `keep` leaves it at the end
+    (for a later `resume`)."""
     base_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if name == urlsplit(base_url).path.lstrip("/"):
         print(f"Refusing to use {name}: it is DATABASE_URL's database, not a scratch one.", file=sys.stderr)
@@ -96,7 +97,10 @@ def scratch_database(name: str, *, resume: bool = False) -> Iterator[str]:
         from django.db import connections
 
         connections.close_all()
-        database_drop(admin_url, name)
+        if keep:
+            print(f"Kept the scratch database {name} (drop it with: dropdb {name}).", flush=True)
+        else:
+            database_drop(admin_url, name)
 
 
 def database_create(admin_url: str, name: str, mark: str = BENCH_MARK, *, keep: bool = False) -> None:

@@ -59,6 +59,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="go on with the organisations of a stopped run's scratch database (checkpoints below "
                              "its count are left out)")  # fmt: skip
+    parser.add_argument("--keep-database", action="store_true", help="leave the scratch database at the end")
     return parser.parse_args(argv)
 
 
@@ -69,7 +70,7 @@ def checkpoints_of(args: argparse.Namespace) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    with scratch_database(args.database, resume=args.resume) as admin_url:
+    with scratch_database(args.database, resume=args.resume, keep=args.keep_database) as admin_url:
         restore = autovacuum_set(admin_url, args.autovacuum)
         try:
             from django.conf import settings
