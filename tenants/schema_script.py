@@ -55,7 +55,7 @@ PG_DUMP_SESSION_OPTIONS = "-c enable_nestloop=off"
 _SESSION_SETTING = re.compile(r"(SET\s+\w+\s*(=|TO)|SELECT pg_catalog\.set_config\()", re.I)
 _REFUSED_STATEMENT = re.compile(r"(RESET|SET|SHOW|DISCARD|BEGIN|COMMIT|ROLLBACK|START|\\)\b", re.I)
 
-_FINGERPRINT_SQL = "SELECT app, name FROM {schema}.django_migrations ORDER BY app, name"
+_APPLIED_SQL = "SELECT app, name FROM {schema}.django_migrations ORDER BY app, name"
 
 _scripts: dict[tuple[str, str], str] = {}  # (template, fingerprint) → script, this process's copy
 _fallback_logged: set[tuple[str, str]] = set()
@@ -127,11 +127,15 @@ def forget() -> None:
 
 def template_fingerprint(template: str) -> str:
     """sha256 of the migrations applied to the template (app and name, sorted) and SCRIPT_FORMAT: its version."""
-    with tenant_connection().cursor() as cursor:
-        cursor.execute(_FINGERPRINT_SQL.format(schema=quote_schema_name(template)))
-        applied = cursor.fetchall()
-    lines = [f"format {SCRIPT_FORMAT}", *(f"{app}.{name}" for app, name in applied)]
+    lines = [f"format {SCRIPT_FORMAT}", *applied_migrations(template)]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def applied_migrations(schema: str) -> list[str]:
+    """`app.name` of every migration recorded in the schema's django_migrations, sorted."""
+    with tenant_connection().cursor() as cursor:
+        cursor.execute(_APPLIED_SQL.format(schema=quote_schema_name(schema)))
+        return [f"{app}.{name}" for app, name in cursor.fetchall()]
 
 
 def schema_script_capture(template: str, fingerprint: str) -> str:

@@ -2,12 +2,13 @@
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import call_command
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django_tenants.clone import CLONE_SCHEMA_FUNCTION, CloneSchema
 from django_tenants.models import TenantMixin
 from django_tenants.postgresql_backend.base import is_valid_schema_name
@@ -19,7 +20,7 @@ from django_tenants.utils import (
 )
 
 from .db import activate_public_schema, tenant_connection
-from .schema_script import schema_replay, schema_script_ensure
+from .schema_script import applied_migrations, schema_replay, schema_script_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,39 @@ def tenant_schema_clone(*, tenant: TenantMixin, check_if_exists: bool, verbosity
     call_command("migrate_schemas", tenant=True, fake=True, schema_name=name, interactive=False, verbosity=verbosity)
     activate_public_schema()
     return True
+
+
+# Each schema's count of the template's migrations, BEHIND_BATCH schemas a query.
+BEHIND_BATCH = 500
+_APPLIED_COUNT_PART = (
+    "SELECT %(s{index})s, count(*) FROM {schema}.django_migrations WHERE app || '.' || name = ANY(%(wanted)s)"
+)
+
+
+def schemas_behind(template: str, schemas: Sequence[str]) -> list[str]:
+    """The schemas (of `schemas`, in order) that lack a migration applied to the template.
+
+    A batch whose query fails (a schema missing, or without django_migrations) counts as behind as a
+    whole: migrate_schemas then deals with each as it always has.
+    """
+    wanted = applied_migrations(template)
+    connection = tenant_connection()
+    behind: list[str] = []
+    for start in range(0, len(schemas), BEHIND_BATCH):
+        batch = list(schemas[start : start + BEHIND_BATCH])
+        parts = [
+            _APPLIED_COUNT_PART.format(index=index, schema=quote_schema_name(name)) for index, name in enumerate(batch)
+        ]
+        params: dict[str, object] = {"wanted": wanted, **{f"s{index}": name for index, name in enumerate(batch)}}
+        try:
+            with transaction.atomic(using=get_tenant_database_alias()), connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(parts), params)
+                counts = dict(cursor.fetchall())
+        except DatabaseError:
+            behind.extend(batch)
+            continue
+        behind.extend(name for name in batch if counts.get(name, 0) < len(wanted))
+    return behind
 
 
 def constraint_names_restore(template: str, clone: str) -> int:

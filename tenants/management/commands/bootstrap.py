@@ -7,7 +7,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenants.demo import demo_ensure
-from tenants.schema_template import template_schema_sync
 
 
 class Command(BaseCommand):
@@ -24,10 +23,10 @@ class Command(BaseCommand):
         # template, or is among those migrated next.
         self.stdout.write("Migrating the public schema…")
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=quiet)
-        self.stdout.write("Migrating the template new organisations are made from, and capturing its SQL…")
-        template_schema_sync(verbosity=quiet)
-        self.stdout.write("Migrating every organisation…")
-        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=quiet)
+        self.stdout.write(
+            "Migrating the template new organisations are made from (and its SQL), then the organisations…"
+        )
+        call_command("migrate_organisations", interactive=False, verbosity=quiet, stdout=self.stdout)
         if not options["skip_symbols"] and _command_exists("load_symbols"):
             call_command("load_symbols", verbosity=verbosity)
         if options["demo"]:
