@@ -189,6 +189,7 @@ class ConflatingSender:
             self._write_now is not None
             and self._started
             and self._task is None
+            and not self._broken
             and not self._messages
             and not self._min_interval
         ):

@@ -120,7 +120,7 @@ def schema_script_ensure(template: str) -> bool:
 
 
 def forget() -> None:
-    """Drop this process's copies of the scripts (they are read again from the database or captured)."""
+    """Drop this process's copies of the scripts (read again from the database) and its logged fallbacks."""
     _scripts.clear()
     _fallback_logged.clear()
 

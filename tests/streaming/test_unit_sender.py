@@ -493,3 +493,20 @@ async def test_a_sender_whose_send_failed_starts_no_new_task(socket: Socket) -> 
     assert sender_tasks() == []
     assert failures == ["failed"], "reported once"
     await sender.stop()
+
+
+async def test_a_sender_whose_send_failed_writes_no_tick_frame_either(socket: Socket) -> None:
+    connection = Connection(socket)
+
+    async def failing_send(text: str) -> None:
+        raise OSError("client gone")
+
+    sender = ConflatingSender(failing_send, socket.on_slow, slow_after=5.0, clock=SendClock(0.01),
+                              write_now=connection.write_now)  # fmt: skip
+    sender.start()
+    sender.message('{"type": "hello"}')
+    await asyncio.sleep(0.02)
+    sender.offer("AAPL", encoded("AAPL", 1))
+    await asyncio.sleep(0.05)  # ticks went by
+    assert connection.written == []
+    await sender.stop()
