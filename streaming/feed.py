@@ -9,15 +9,16 @@ Observers (minute bars, alerts) hear every published batch.
 """
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import logging
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Protocol, runtime_checkable
 
 import orjson
@@ -43,6 +44,7 @@ LEADER_RENEW_SECONDS = 1.0
 STANDBY_POLL_SECONDS = 0.5
 WATCH_REFRESH_SECONDS = 30.0  # a safety net: every change bumps the registry's version
 WATCH_POLL_SECONDS = 0.1
+WATCHES_PARSED_ON_LOOP = 2000  # a bigger change of the watch registry is parsed in a thread
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
 STATUS_EVERY_SECONDS = 1.0
@@ -89,18 +91,56 @@ class CountingObserver(QuoteObserver, Protocol):
     def counts(self) -> dict[str, int]: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchIndex:
-    """Who watches what: symbol → organisations, for realtime and for each delay."""
+    """Who watches what: symbol → organisations (sorted), for realtime and for each delay.
+
+    Never changed in place: `changed` makes the next index, sharing every part the change leaves alone,
+    so a loop that awaits while it walks `by_delay` keeps seeing one consistent index.
+    """
 
     by_delay: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    watches_per_schema: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, watches: set[Watch]) -> "WatchIndex":
-        by_delay: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for watch in sorted(watches):
-            by_delay[watch.delay_minutes][watch.symbol].append(watch.schema)
-        return cls({d: dict(symbols) for d, symbols in by_delay.items()})
+    def build(cls, watches: Iterable[Watch]) -> "WatchIndex":
+        return cls().changed(watches, ())
+
+    def changed(self, added: Iterable[Watch], removed: Iterable[Watch]) -> "WatchIndex":
+        """This index with `added` watches in and `removed` ones out: work in proportion to the change,
+        not to the index (a storm of new viewers changes a few watches at a time among tens of thousands)."""
+        by_delay, per_schema = dict(self.by_delay), dict(self.watches_per_schema)
+        own_delays: set[int] = set()  # the parts this change copied, so may change
+        own_lists: set[tuple[int, str]] = set()
+
+        def schemas_of(delay: int, symbol: str) -> list[str]:
+            if delay not in own_delays:
+                by_delay[delay] = dict(by_delay.get(delay, {}))
+                own_delays.add(delay)
+            if (delay, symbol) not in own_lists:
+                by_delay[delay][symbol] = list(by_delay[delay].get(symbol, ()))
+                own_lists.add((delay, symbol))
+            return by_delay[delay][symbol]
+
+        for schema, delay, symbol in removed:
+            schemas = schemas_of(delay, symbol)
+            if schema in schemas:
+                schemas.remove(schema)
+                per_schema[schema] -= 1
+        for schema, delay, symbol in added:
+            schemas = schemas_of(delay, symbol)
+            at = bisect.bisect_left(schemas, schema)
+            if at == len(schemas) or schemas[at] != schema:
+                schemas.insert(at, schema)
+                per_schema[schema] = per_schema.get(schema, 0) + 1
+        # Nothing left empty: a lookup of an unwatched symbol or delay finds nothing.
+        for delay, symbol in own_lists:
+            if not by_delay[delay][symbol]:
+                del by_delay[delay][symbol]
+        for delay in own_delays:
+            if not by_delay[delay]:
+                del by_delay[delay]
+        return WatchIndex(by_delay, {schema: n for schema, n in per_schema.items() if n > 0})
 
     @property
     def symbols(self) -> set[str]:
@@ -115,9 +155,9 @@ class WatchIndex:
                 schemas[symbol].update(watchers)
         return dict(schemas)
 
-    @cached_property
+    @property
     def schemas(self) -> set[str]:
-        return {schema for schemas in self.schemas_by_symbol.values() for schema in schemas}
+        return set(self.watches_per_schema)
 
 
 @dataclass
@@ -172,6 +212,7 @@ class Feed:
         self.layer = layer
         self.holder = f"feed-{uuid.uuid4().hex[:12]}"
         self.index = WatchIndex()
+        self._watch_keys: set[str] = set()  # the registry as last read, for the next read's difference
         self.buffers: dict[int, DelayBuffer] = {}
         self.published = 0  # quotes sent to organisations (one per organisation and quote)
         self.received = 0  # quotes the provider gave
@@ -223,6 +264,7 @@ class Feed:
         await self.state.delay_history_reset()
         self.buffers.clear()
         await self.provider.start()
+        self.index, self._watch_keys = WatchIndex(), set()  # the provider starts with no symbol
         # The version first: a watch registered while the index is being read bumps it past this one.
         version = await self.state.watches_version()
         await self._refresh_watches()
@@ -286,15 +328,25 @@ class Feed:
                 await self._refresh_watches(catch_up=True)
 
     async def _refresh_watches(self, *, catch_up: bool = False) -> None:
-        before, before_schemas = self.index.symbols, self.index.schemas
-        self.index = await asyncio.to_thread(WatchIndex.build, await self.state.watches_all())
-        after = self.index.symbols
-        if catch_up and (newcomers := self.index.schemas - before_schemas):
+        """The index after what changed in the registry since the last read: a storm of connects changes
+        it ten times a second, a few watches at a time among tens of thousands (parsing them all each
+        time took half a core)."""
+        keys = await self.state.watch_keys()
+        added, removed = keys - self._watch_keys, self._watch_keys - keys
+        if not (added or removed):
+            return
+        self._watch_keys = keys
+        change = partial(self.index.changed, map(Watch.from_key, added), map(Watch.from_key, removed))
+        before = self.index
+        # A new leader's first read: tens of thousands of watches, parsed off the event loop.
+        self.index = await asyncio.to_thread(change) if len(added) + len(removed) > WATCHES_PARSED_ON_LOOP else change()
+        if catch_up and (newcomers := self.index.schemas - before.schemas):
             await group_send_many(self.layer, self.changes.catch_up(newcomers, self.index.schemas_by_symbol))
-        if after - before:
-            await self.provider.subscribe(sorted(after - before))
-        if before - after:
-            await self.provider.unsubscribe(sorted(before - after))
+        symbols_before, symbols_after = before.symbols, self.index.symbols
+        if symbols_after - symbols_before:
+            await self.provider.subscribe(sorted(symbols_after - symbols_before))
+        if symbols_before - symbols_after:
+            await self.provider.unsubscribe(sorted(symbols_before - symbols_after))
         if not self.provider.has_history:
             for delay in self.index.by_delay:
                 if delay and delay not in self.buffers:

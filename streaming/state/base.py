@@ -74,8 +74,13 @@ class StreamState(abc.ABC):
         """A number that changes whenever any process's watches change (cheap to poll)."""
 
     @abc.abstractmethod
+    async def watch_keys(self) -> set[str]:
+        """Every live process's watches as `Watch.key()` strings: cheap to compare with an earlier read
+        (the feed parses only what changed)."""
+
     async def watches_all(self) -> set[Watch]:
         """Every live process's watches."""
+        return {Watch.from_key(key) for key in await self.watch_keys()}
 
     # -- last-quote cache (one per delay) -------------------------------------------------------
     @abc.abstractmethod

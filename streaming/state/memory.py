@@ -54,8 +54,8 @@ class MemoryStreamState(StreamState):
     async def watches_version(self) -> int:
         return self._version
 
-    async def watches_all(self) -> set[Watch]:
-        return set().union(*self._watches.values()) if self._watches else set()
+    async def watch_keys(self) -> set[str]:
+        return {watch.key() for watches in self._watches.values() for watch in watches}
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         self._last[delay_minutes].update(encoded)

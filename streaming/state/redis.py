@@ -1,6 +1,5 @@
 """Streaming state in Redis, shared by every web and feed process."""
 
-import asyncio
 import binascii
 import functools
 import time
@@ -59,10 +58,6 @@ return 0
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _watches_parse(members: set[Any]) -> set[Watch]:
-    return {Watch.from_key(m.decode() if isinstance(m, bytes) else str(m)) for m in members}
 
 
 def _lease_key(kind: LeaseKind, schema: str) -> str:
@@ -231,13 +226,12 @@ class RedisStreamState(StreamState):
     async def watches_version(self) -> int:
         return int(await self.redis.get(PREFIX + "watch-version") or 0)
 
-    async def watches_all(self) -> set[Watch]:
+    async def watch_keys(self) -> set[str]:
         keys = [key async for key in self.redis.scan_iter(match=f"{PREFIX}watch:*", count=1000)]
         if not keys:
             return set()
-        members = await self.redis.sunion(keys)
-        # Tens of thousands of keys: parsed off the event loop, which keeps publishing meanwhile.
-        return await asyncio.to_thread(_watches_parse, members)
+        members: set[bytes] = await self.redis.sunion(keys)  # type: ignore[assignment]
+        return {member.decode() for member in members}
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         if encoded:

@@ -21,12 +21,12 @@ class RegisteredMeanwhile(MemoryStreamState):
         super().__init__()
         self.late: Watch | None = late
 
-    async def watches_all(self) -> set[Watch]:
-        watches = await super().watches_all()
+    async def watch_keys(self) -> set[str]:
+        keys = await super().watch_keys()
         if self.late is not None:
             late, self.late = self.late, None
             await self.watches_update("alerts-engine", {late}, set(), full=False)
-        return watches
+        return keys
 
 
 class Asked(SimulatedProvider):

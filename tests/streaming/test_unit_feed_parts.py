@@ -1,7 +1,11 @@
 """The feed's pure parts: who watches what (WatchIndex), delayed quotes (DelayBuffer, delay_ms)."""
 
+import copy
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_django.fixtures import Settings
 
 from streaming.feed import DELAY_SAMPLE_MS, DelayBuffer, WatchIndex, delay_ms
@@ -79,6 +83,35 @@ def test_an_empty_index() -> None:
     assert index.by_delay == {}
     assert index.symbols == set()
     assert WatchIndex().symbols == set()
+
+
+WATCHES = st.builds(Watch, st.sampled_from(["org_a", "org_b", "org_c"]), st.sampled_from([0, 5, 15]),
+                    st.sampled_from(["AAPL", "MSFT", "KO"]))  # fmt: skip
+
+
+@given(st.lists(st.tuples(st.sets(WATCHES), st.sets(WATCHES)), max_size=8))
+def test_an_index_changed_step_by_step_is_the_index_built_from_the_end_state(
+    steps: list[tuple[set[Watch], set[Watch]]],
+) -> None:
+    index, watches = WatchIndex(), set[Watch]()
+    for added, removed in steps:
+        removed -= added  # a read of the registry: one side of the difference or the other
+        before, kept = index, copy.deepcopy(index.by_delay)
+        index = index.changed(added, removed)
+        watches = (watches | added) - removed
+        assert before.by_delay == kept, "the earlier index is never changed in place"
+        built = WatchIndex.build(watches)
+        assert index.by_delay == built.by_delay
+        assert index.schemas == {w.schema for w in watches} == built.schemas
+        assert index.symbols == {w.symbol for w in watches}
+
+
+def test_removing_the_last_watch_of_a_symbol_or_a_delay_leaves_nothing_behind() -> None:
+    index = WatchIndex.build({Watch("org_a", 0, "AAPL"), Watch("org_a", 15, "KO"), Watch("org_b", 0, "MSFT")})
+    index = index.changed([], [Watch("org_a", 15, "KO"), Watch("org_b", 0, "MSFT"), Watch("org_z", 0, "AAPL")])
+    assert index.by_delay == {0: {"AAPL": ["org_a"]}}
+    assert index.schemas == {"org_a"}
+    assert type(index.by_delay[0]) is dict
 
 
 # -- DelayBuffer ---------------------------------------------------------------------------------------
