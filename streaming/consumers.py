@@ -81,6 +81,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     closing = False  # a close is under way: nothing else is sent, frames are ignored
     close_sent = False
     released = False  # lease, room place and sender given back
+    let_in = False  # the connect step let it in: it holds a stream place (until released)
     # Set by connect() once the connection is accepted; nothing else runs before that.
     hub: StreamHub
     sender: ConflatingSender
@@ -154,24 +155,11 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(grant)
             return
         self.hub = stream_hub()
-        kind, limit = self.lease_terms(grant.limits)
-        # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
-        self.lease = (kind, self.schema, f"{self.lease_prefix()}{self.hub.process_id}:{uuid.uuid4().hex}")
-        try:
-            taken = await self.hub.state.lease_acquire(*self.lease, limit=limit)
-        except RedisError:
-            await self.refuse(self.service_unreachable("streaming state"))
-            return
-        if not taken:
-            self.lease = None
-            await self.refuse(self.lease_refusal(grant.limits))
-            return
         await self.accept()
-        STREAM_COUNTS.accepted += 1
         try:
             await self.start_streaming(grant)
         except RedisError:
-            await self.close_with(self.service_unreachable("streaming state"))
+            await self.close_with(self.service_unreachable("streaming state"), refused=not self.let_in)
 
     def service_unreachable(self, service: str) -> Refusal:
         """The database or Redis is away (restarting): SPEC's 1012, so the client reconnects with
@@ -213,6 +201,8 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         return stream_limit_refusal(limits)
 
     async def start_streaming(self, grant: Grant) -> None:
+        """Join the room, follow the symbols, then take a stream place and read the snapshot's quotes in
+        one Redis call: read after following, so that no quote falls between the snapshot and the stream."""
         self.delay_minutes = grant.limits.delay_minutes
         self.subscription = Subscription(grant.symbols, grant.limits)
         write_frame = self.scope.get("extensions", {}).get(WRITE_FRAME)
@@ -228,17 +218,29 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         await self.hub.join(self)
         if self.released:  # the client left, or a control message closed it, while joining
             return
-        self.hub.follow(self, self.subscription.list())
-        snapshot = await self.snapshot(self.subscription.list())
-        await self.send_text(snapshot)
+        symbols = self.subscription.list()
+        self.hub.follow(self, symbols)
+        kind, limit = self.lease_terms(grant.limits)
+        # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
+        lease = self.lease = (kind, self.schema, f"{self.lease_prefix()}{self.hub.process_id}:{uuid.uuid4().hex}")
+        cached = await self.hub.state.lease_acquire_reading(*lease, limit, self.delay_minutes, symbols)
+        if cached is None:
+            self.lease = None
+            await self.close_with(self.lease_refusal(grant.limits), refused=True)
+            return
+        if self.released:  # closed meanwhile: its release may have come before the place was taken
+            await self.hub.state.lease_release(*lease)
+            return
+        self.let_in = True
+        STREAM_COUNTS.accepted += 1
+        await self.send_text(await self.snapshot(symbols, cached))
         if self.released:
             return
         if grant.rejected:
             self.sender.message(self.encode(subscribed([], grant.rejected)))
         self.sender.start()
 
-    async def snapshot(self, symbols: list[str]) -> str:
-        cached = await self.hub.state.last_quotes(self.delay_minutes, symbols)
+    async def snapshot(self, symbols: list[str], cached: dict[str, bytes]) -> str:
         feed = await self.hub.feed_status() or {}
         limits = self.subscription.limits
         extra: dict[str, Any] = {"delayed": not limits.realtime}
@@ -457,13 +459,16 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         # the connection if the client never reads again.
         await self.close_with(SLOW_CONSUMER, wait_seconds=None)
 
-    async def close_with(self, refusal: Refusal, *, wait_seconds: float | None = CLOSE_TIMEOUT_SECONDS) -> None:
-        """Give the connection's place back at once, then tell the client why and close (once)."""
+    async def close_with(
+        self, refusal: Refusal, *, wait_seconds: float | None = CLOSE_TIMEOUT_SECONDS, refused: bool = False
+    ) -> None:
+        """Give the connection's place back at once, then tell the client why and close (once).
+        `refused`: the connect step refused it (counted with the refusals, not with the closes)."""
         await self.release()
         if self.close_sent:
             return
         self.close_sent = True
-        STREAM_COUNTS.closes[int(refusal.close_code)] += 1
+        (STREAM_COUNTS.refusals if refused else STREAM_COUNTS.closes)[int(refusal.close_code)] += 1
         try:
             async with asyncio.timeout(wait_seconds):
                 await self.base_send({"type": "websocket.send", "text": self.encode(refusal.message_dict())})

@@ -44,6 +44,7 @@ LEADER_RENEW_SECONDS = 1.0
 STANDBY_POLL_SECONDS = 0.5
 WATCH_REFRESH_SECONDS = 30.0  # a safety net: every change bumps the registry's version
 WATCH_POLL_SECONDS = 0.1
+WATCH_READ_MIN_SECONDS = 0.5
 WATCHES_PARSED_ON_LOOP = 2000  # a bigger change of the watch registry is parsed in a thread
 DELAY_SAMPLE_MS = 1000  # delayed plans get at most one quote per symbol per second
 DELAY_RELEASE_SECONDS = 0.1
@@ -326,6 +327,9 @@ class Feed:
             if current != version or time.monotonic() - last_refresh > WATCH_REFRESH_SECONDS:
                 version, last_refresh = current, time.monotonic()
                 await self._refresh_watches(catch_up=True)
+                # A lone change is read within WATCH_POLL_SECONDS; a storm of connects, which changes the
+                # registry all the time, is read at most this often (each read is the whole registry).
+                await asyncio.sleep(WATCH_READ_MIN_SECONDS - WATCH_POLL_SECONDS)
 
     async def _refresh_watches(self, *, catch_up: bool = False) -> None:
         """The index after what changed in the registry since the last read: a storm of connects changes

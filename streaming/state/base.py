@@ -46,6 +46,15 @@ class StreamState(abc.ABC):
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
         """Take one of `limit` places for this organisation; False when all are taken."""
 
+    async def lease_acquire_reading(
+        self, kind: LeaseKind, schema: str, lease_id: str, limit: int, delay_minutes: int, symbols: list[str]
+    ) -> dict[str, bytes] | None:
+        """`lease_acquire`, then, when a place was taken, `last_quotes(delay_minutes, symbols)` read after
+        it; None when no place was free. One round trip where the store can (a connect's snapshot)."""
+        if not await self.lease_acquire(kind, schema, lease_id, limit):
+            return None
+        return await self.last_quotes(delay_minutes, symbols)
+
     @abc.abstractmethod
     async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None: ...
 

@@ -17,14 +17,16 @@ PREFIX = settings.STREAM_REDIS_PREFIX
 WATCH_KEY_TTL_MS = 20_000  # a dead process's watches vanish after this
 BARS_TTL_MS = 86_400_000  # a symbol nobody watches any more loses its minute bars after a day
 
-# Remove expired leases, then take a place if one is free. Runs atomically in Redis, so two web
-# processes can never both take the last place.
+# Remove expired leases, then take a place if one is free: atomically, so two web processes can never
+# both take the last place. Nil when none was free; else the last quotes of ARGV[6…] (HMGET of KEYS[2],
+# on the server of the last-quote cache), read after the place was taken.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return false end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+if #ARGV < 6 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ARGV, 6))
 """
 _RENEW_LEADER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -58,6 +60,10 @@ return 0
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _last_key(delay_minutes: int) -> str:
+    return f"{PREFIX}last:{delay_minutes}"
 
 
 def _lease_key(kind: LeaseKind, schema: str) -> str:
@@ -165,11 +171,28 @@ class RedisStreamState(StreamState):
         return self._lease_servers[self._lease_shard(schema)]
 
     async def lease_acquire(self, kind: LeaseKind, schema: str, lease_id: str, limit: int) -> bool:
+        return await self._acquire(kind, schema, lease_id, limit, 0, []) is not None
+
+    async def lease_acquire_reading(
+        self, kind: LeaseKind, schema: str, lease_id: str, limit: int, delay_minutes: int, symbols: list[str]
+    ) -> dict[str, bytes] | None:
+        if self._leases_of(schema) is not self.redis:  # the leases live on a server of their own
+            return await super().lease_acquire_reading(kind, schema, lease_id, limit, delay_minutes, symbols)
+        values = await self._acquire(kind, schema, lease_id, limit, delay_minutes, symbols)
+        if values is None:
+            return None
+        return {s: v for s, v in zip(symbols, values, strict=True) if v is not None}
+
+    async def _acquire(
+        self, kind: LeaseKind, schema: str, lease_id: str, limit: int, delay_minutes: int, symbols: list[str]
+    ) -> list[bytes | None] | None:
         now = _now_ms()
         ttl = self._lease_ttl_ms()
         acquire = self._acquire_scripts[self._lease_shard(schema)]
-        taken = await acquire(keys=[_lease_key(kind, schema)], args=[now, now + ttl, lease_id, limit, ttl * 2])
-        return bool(taken)
+        keys = [_lease_key(kind, schema), _last_key(delay_minutes)]
+        args: list[str | int] = [now, now + ttl, lease_id, limit, ttl * 2, *symbols]
+        result: list[bytes | None] | None = await acquire(keys=keys, args=args)
+        return result
 
     async def lease_release(self, kind: LeaseKind, schema: str, lease_id: str) -> None:
         await self._leases_of(schema).zrem(_lease_key(kind, schema), lease_id)
@@ -235,12 +258,12 @@ class RedisStreamState(StreamState):
 
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None:
         if encoded:
-            await self.redis.hset(f"{PREFIX}last:{delay_minutes}", mapping=encoded)  # type: ignore[arg-type]
+            await self.redis.hset(_last_key(delay_minutes), mapping=encoded)  # type: ignore[arg-type]
 
     async def last_quotes(self, delay_minutes: int, symbols: list[str]) -> dict[str, bytes]:
         if not symbols:
             return {}
-        values = await self.redis.hmget(f"{PREFIX}last:{delay_minutes}", symbols)
+        values = await self.redis.hmget(_last_key(delay_minutes), symbols)
         return {s: v for s, v in zip(symbols, values, strict=True) if v is not None}
 
     async def delay_history_started(self, delay_minutes: int, symbols: dict[str, int] | None = None) -> dict[str, int]:

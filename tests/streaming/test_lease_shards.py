@@ -55,6 +55,21 @@ async def test_each_organisation_s_leases_live_on_one_server_and_organisations_s
         assert sorted(await sharded.lease_ids(LeaseKind.STREAM, schema)) == ["lease-0", "lease-1"]
 
 
+async def test_a_place_and_the_snapshot_s_quotes_come_from_their_own_servers(
+    sharded: RedisStreamState, two_redis_servers: list[str]
+) -> None:
+    delay = 997  # a cache of its own on the shared REDIS_URL
+    await sharded.last_quotes_store(delay, {"AAPL": b"aapl"})
+    try:
+        for schema in SCHEMAS[:8]:
+            taken = await sharded.lease_acquire_reading(LeaseKind.STREAM, schema, "a", 1, delay, ["AAPL", "KO"])
+            assert taken == {"AAPL": b"aapl"}
+            assert await sharded.lease_acquire_reading(LeaseKind.STREAM, schema, "b", 1, delay, ["AAPL"]) is None
+            assert f"{PREFIX}lease:streams:{schema}" in lease_keys(two_redis_servers[lease_shard(schema, 2)])
+    finally:
+        await sharded.redis.delete(f"{PREFIX}last:{delay}")
+
+
 async def test_release_and_refresh_go_to_the_organisation_s_server(
     sharded: RedisStreamState, two_redis_servers: list[str]
 ) -> None:

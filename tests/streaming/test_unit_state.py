@@ -106,6 +106,22 @@ async def test_a_limit_of_zero_refuses_everyone(state: StreamState) -> None:
     assert await state.lease_count(LeaseKind.WIDGET, org) == 0
 
 
+async def test_a_place_taken_with_the_snapshot_s_quotes_of_its_delay(state: StreamState) -> None:
+    org = schema()
+    await state.last_quotes_store(0, {"AAPL": b"realtime-aapl", "MSFT": b"realtime-msft"})
+    await state.last_quotes_store(15, {"AAPL": b"delayed-aapl"})
+    taken = await state.lease_acquire_reading(LeaseKind.STREAM, org, "a", 2, 0, ["AAPL", "KO", "MSFT"])
+    assert taken == {"AAPL": b"realtime-aapl", "MSFT": b"realtime-msft"}, "KO has no quote yet"
+    assert await state.lease_acquire_reading(LeaseKind.STREAM, org, "b", 2, 15, ["AAPL", "MSFT"]) == {
+        "AAPL": b"delayed-aapl"
+    }
+    assert await state.lease_acquire_reading(LeaseKind.STREAM, org, "c", 2, 0, ["AAPL"]) is None, "the plan's 2 taken"
+    assert sorted(await state.lease_ids(LeaseKind.STREAM, org)) == ["a", "b"]
+    await state.lease_release(LeaseKind.STREAM, org, "a")
+    assert await state.lease_acquire_reading(LeaseKind.WIDGET, org, "w", 1, 0, []) == {}, "taken, nothing to read"
+    assert await state.lease_acquire_reading(LeaseKind.STREAM, org, "d", 2, 0, ["KO"]) == {}
+
+
 async def test_an_unrefreshed_lease_expires_and_a_refreshed_one_stays(redis_only: RedisStreamState) -> None:
     state, org = redis_only, schema()
     assert await state.lease_acquire(LeaseKind.STREAM, org, "kept", limit=2)
