@@ -9,7 +9,6 @@ exception escaping a handler (after which Channels never delivers the disconnect
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -222,7 +221,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
         self.hub.follow(self, symbols)
         kind, limit = self.lease_terms(grant.limits)
         # Recorded before the call: if the call fails after Redis took the place, release() gives it back.
-        lease = self.lease = (kind, self.schema, f"{self.lease_prefix()}{self.hub.process_id}:{uuid.uuid4().hex}")
+        lease = self.lease = (kind, self.schema, self.hub.lease_id(self.lease_prefix()))
         cached = await self.hub.state.lease_acquire_reading(*lease, limit, self.delay_minutes, symbols)
         if cached is None:
             self.lease = None

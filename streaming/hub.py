@@ -7,6 +7,7 @@ registry) which symbols each organisation follows, and keeps this process's stre
 """
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -134,6 +135,7 @@ class StreamHub:
         self.layer = layer
         self.state = state
         self.process_id = uuid.uuid4().hex
+        self._lease_numbers = itertools.count()
         self.clock = SendClock(settings.STREAM_FRAME_MS / 1000)
         self.rooms: dict[str, Room] = {}
         self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -147,6 +149,10 @@ class StreamHub:
             asyncio.create_task(self._sync_watches(), name="hub-watches"),
             asyncio.create_task(self._refresh_leases(), name="hub-leases"),
         ]
+
+    def lease_id(self, prefix: str = "") -> str:
+        """A stream lease id unique in the cluster: this process's id and a number (no random bytes per connect)."""
+        return f"{prefix}{self.process_id}:{next(self._lease_numbers)}"
 
     async def feed_status(self) -> dict[str, Any] | None:
         """The feed leader's status (has its provider history? which symbols are not served?), read at

@@ -1,4 +1,4 @@
-"""How a viewer's lease id names its widget: `w<widget id>:<process>:<random>`."""
+"""How a viewer's lease id names its widget: `w<widget id>:<process>:<number>`."""
 
 
 def viewer_lease_prefix(widget_id: int) -> str:
