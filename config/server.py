@@ -23,6 +23,7 @@ import uvloop
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from config.slim import Flag, ReceiveQueue
 from config.workers import default_workers, die_with_parent, supervise
 from streaming.quotes import WRITE_FRAME
 
@@ -61,6 +62,10 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.logger = CONNECTION_LOG  # type: ignore[assignment]  # a Logger in all it is asked for
         self.conn.logger = CONNECTION_LOG  # type: ignore[assignment]
+        # uvicorn's asyncio.Queue and asyncio.Event: five empty deques, 3.7 KB a connection (config.slim).
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -98,7 +103,19 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         # request and response (their headers, ~2.4 KB) for the connection's life, and never reads them
         # again. A websocket left open all day should cost no more than it must.
         self.request = self.response = None  # type: ignore[assignment]
+        self.handshake_parser_drop()
         super().start_keepalive()
+
+    def handshake_parser_drop(self) -> None:
+        """websockets parses a connection's bytes with one generator, whose frame keeps the handshake's
+        request (all its headers, ~2.5 KB) in a local variable for the connection's life. Once the
+        handshake is answered and no byte waits in its buffer (it is then between frames, having taken
+        nothing), a fresh generator takes over: the same frame parser, without the request."""
+        conn = self.conn
+        if conn.state is State.OPEN and not conn.reader.buffer and not conn.reader.eof:
+            conn.parser.close()
+            conn.parser = conn.parse()
+            next(conn.parser)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
