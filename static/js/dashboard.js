@@ -140,7 +140,10 @@
     const row = rows.get(quote.symbol);
     if (!row) return;
     const cells = row.cells;
-    if (row.last !== null && quote.price !== row.last) {
+    // A row the source no longer serves keeps saying so: a quote sent just before that notice (quotes
+    // and notices travel apart) is kept for when the symbol is served again, not shown over it.
+    const unserved = row.tr.classList.contains("row--unserved");
+    if (!unserved && row.last !== null && quote.price !== row.last) {
       cells.price.classList.remove("flash-up", "flash-down");
       void cells.price.offsetWidth; // restart the animation
       cells.price.classList.add(quote.price > row.last ? "flash-up" : "flash-down");
@@ -148,7 +151,7 @@
     row.last = quote.price;
     row.quote = quote;
     if (row.spoken === null) row.spoken = quote.price; // moves are counted from the first price seen
-    cells.price.textContent = PRICE.format(quote.price);
+    if (!unserved) cells.price.textContent = PRICE.format(quote.price);
     row.tr.dataset.direction = quote.change > 0 ? "up" : quote.change < 0 ? "down" : "flat";
     cells.change.textContent = changeText(quote);
     cells.bid.textContent = PRICE.format(quote.bid);

@@ -5,8 +5,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.dashboard.test_dashboard_browser import create_watchlist, log_in, tenant_url
 from tests.live import LiveServer, chromium_page
@@ -92,3 +93,41 @@ def test_an_open_dashboard_shows_then_clears_not_served_for_a_row(
         time_cell = msft.locator(".time")
         shown = time_cell.inner_text()
         expect(time_cell).not_to_have_text(shown, timeout=CHANGE_SHOWN_MS)  # its quotes flow again
+
+
+def test_a_quote_that_arrives_after_the_not_served_notice_does_not_cover_it(
+    committed: Committed, movable_feed: MovableFeed, web: LiveServer
+) -> None:
+    """Quotes and notices reach the page on different paths (the organisation's quote and control
+    channels), so a quote sent just before the source stopped serving a symbol may arrive after the
+    notice. Here the notice is injected into the page's websocket while the symbol's quotes keep
+    flowing: the row keeps saying "Not served", and shows the latest price once served again."""
+    tenant = committed.tenant_sync("pro")
+    with chromium_page() as page:
+        log_in(page, web, tenant)
+        create_watchlist(page, web, tenant, "Tech", "AAPL, MSFT")
+        routes: list[WebSocketRoute] = []
+
+        def through(route: WebSocketRoute) -> None:
+            route.connect_to_server()  # everything both ways, as without the route
+            routes.append(route)
+
+        page.route_web_socket(re.compile(r"/ws/"), through)
+        page.goto(tenant_url(web, tenant, "/"))
+        msft = page.locator('tr[data-symbol="MSFT"]')
+        expect(msft.locator(".price")).to_have_text(re.compile(r"\d"))
+        [route] = routes
+
+        route.send(
+            orjson.dumps({"type": "unserved", "unserved": [{"symbol": "MSFT", "reason": "symbol_limit"}]}).decode()
+        )
+        expect(msft.locator(".price")).to_contain_text("Not served")
+        time_cell = msft.locator(".time")
+        shown = time_cell.inner_text()
+        expect(time_cell).not_to_have_text(shown, timeout=CHANGE_SHOWN_MS)  # MSFT quotes still arrive…
+        expect(msft.locator(".price")).to_contain_text("Not served")  # …and do not cover the notice
+        expect(msft).to_have_class(re.compile(r"\brow--unserved\b"))
+
+        route.send(orjson.dumps({"type": "unserved", "unserved": []}).decode())
+        expect(msft).not_to_have_class(re.compile(r"\brow--unserved\b"))
+        expect(msft.locator(".price")).to_have_text(re.compile(r"^[\d.,\s]+$"))
