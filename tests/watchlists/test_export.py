@@ -161,10 +161,12 @@ async def test_a_delayed_plan_exports_only_minutes_that_ended_its_delay_ago(comm
         return [int(datetime.fromisoformat(row[1]).timestamp() * 1000) for row in rows[1:]]
 
     def visible(at: int, delay_minutes: int) -> set[int]:
-        """The stored minutes of the day that ended at least the delay before `at`."""
+        """The stored minutes of the day that ended at least the delay before `at` (just after midnight, the
+        stored hour reaches into the next day, which is not the day exported)."""
         day_start = minute_ms(day, 0, 0)
+        day_end = day_start + 24 * 60 * MINUTE_MS
         stored = range(current_minute - 60 * MINUTE_MS, current_minute, MINUTE_MS)
-        return {m for m in stored if m >= day_start and m + MINUTE_MS <= at - delay_minutes * MINUTE_MS}
+        return {m for m in stored if day_start <= m < day_end and m + MINUTE_MS <= at - delay_minutes * MINUTE_MS}
 
     assert delayed[0] == realtime[0] == COLUMNS
     assert minutes(delayed) == sorted(minutes(delayed))
