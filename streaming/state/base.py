@@ -87,10 +87,6 @@ class StreamState(abc.ABC):
         """Every live process's watches as `Watch.key()` strings: cheap to compare with an earlier read
         (the feed parses only what changed)."""
 
-    async def watches_all(self) -> set[Watch]:
-        """Every live process's watches."""
-        return {Watch.from_key(key) for key in await self.watch_keys()}
-
     # -- last-quote cache (one per delay) -------------------------------------------------------
     @abc.abstractmethod
     async def last_quotes_store(self, delay_minutes: int, encoded: dict[str, bytes]) -> None: ...

@@ -64,6 +64,11 @@ def schema() -> str:
     return f"org_{uuid.uuid4().hex[:12]}"
 
 
+async def watches_of(state: StreamState) -> set[Watch]:
+    """Every live process's watches, read as the feed reads them (`watch_keys`)."""
+    return {Watch.from_key(key) for key in await state.watch_keys()}
+
+
 # -- leases ------------------------------------------------------------------------------------------
 
 
@@ -188,20 +193,20 @@ async def test_release_lets_another_take_the_lead_at_once(state: StreamState) ->
 async def test_watches_add_remove_and_full_per_process(state: StreamState) -> None:
     org_a, org_b = schema(), schema()
     aapl, msft, ko = Watch(org_a, 0, "AAPL"), Watch(org_a, 0, "MSFT"), Watch(org_b, 15, "KO")
-    assert await state.watches_all() == set()
+    assert await watches_of(state) == set()
 
     await state.watches_update("web-1", {aapl, msft}, set(), full=False)
     await state.watches_update("web-2", {aapl, ko}, set(), full=False)
-    assert await state.watches_all() == {aapl, msft, ko}
+    assert await watches_of(state) == {aapl, msft, ko}
 
     await state.watches_update("web-1", set(), {aapl, msft}, full=False)
-    assert await state.watches_all() == {aapl, ko}, "web-2 still watches AAPL"
+    assert await watches_of(state) == {aapl, ko}, "web-2 still watches AAPL"
 
     await state.watches_update("web-2", {msft}, {aapl}, full=True)
-    assert await state.watches_all() == {msft}, "a full update replaces the process's set"
+    assert await watches_of(state) == {msft}, "a full update replaces the process's set"
 
     await state.watches_update("web-2", set(), set(), full=True)
-    assert await state.watches_all() == set()
+    assert await watches_of(state) == set()
 
 
 async def test_touching_watches_keeps_them_without_a_new_version(state: StreamState) -> None:
@@ -211,13 +216,13 @@ async def test_touching_watches_keeps_them_without_a_new_version(state: StreamSt
     version = await state.watches_version()
     assert await state.watches_touch("web-1") is True
     assert await state.watches_version() == version, "a heartbeat must not make the feed rebuild its index"
-    assert await state.watches_all() == {watch}
+    assert await watches_of(state) == {watch}
 
 
 async def test_watches_round_trip_every_field(state: StreamState) -> None:
     watch = Watch("org_" + "x" * 59, 30, "BRK.B")
     await state.watches_update("web-1", {watch}, set(), full=False)
-    (stored,) = await state.watches_all()
+    (stored,) = await watches_of(state)
     assert stored == watch
     assert isinstance(stored.delay_minutes, int)
 
