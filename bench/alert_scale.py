@@ -76,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"organisations": 20, "connections": 100, "stream_organisations": 10, "windows": 1,
               "seconds": 2.0, "warmup": 1.0, "distance": (0.1, 2.0), "replay_quotes": 20_000},
 }  # fmt: skip
-PUBLISH_WINDOW_SECONDS = 0.01  # streaming.feed's: the engine sees one batch of this many seconds' ticks
+PUBLISH_WINDOW_SECONDS = 0.02  # streaming.feed's (STREAM_FRAME_MS): the engine sees batches of this many seconds
 KINDS = ("price_above", "price_below", "change_pct_above", "change_pct_below")  # AlertCondition's values
 KIND_WEIGHTS = (0.4, 0.4, 0.1, 0.1)
 COOLDOWNS_SECONDS = (300, 900, 3600)  # longer than a run: an alert fires at most once in it

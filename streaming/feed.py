@@ -52,9 +52,6 @@ STATUS_EVERY_SECONDS = 1.0
 MARKET_CHECK_SECONDS = 5.0  # the trading calendar is asked this often
 OBSERVER_RETRY_SECONDS = 5.0  # an observer's own work that failed starts again after this pause
 STATUS_TTL_MS = 5000  # no status for this long: no leader is running
-# Quotes that arrive within this window go out together: one message per organisation per window,
-# however often the provider delivers (a vendor socket may send every tick on its own).
-PUBLISH_WINDOW_SECONDS = 0.01
 SHUTDOWN_SECONDS = 2.0
 # The leader, one process for the whole cluster, also ends the grace period of past-due organisations
 # (their open streams then close with 4402): a minute late at most.
@@ -220,6 +217,11 @@ class Feed:
         self.last_publish_ms: int | None = None
         self._live: dict[str, Quote] = {}  # latest quote per symbol since the last publish
         self._live_arrived = asyncio.Event()
+        # Quotes that arrive within this window go out together: one message per organisation per
+        # window, however often the provider delivers (a vendor socket may send every tick on its
+        # own). The web processes write what a message brings at once, so this window is also the
+        # shortest time between two frames of one connection (STREAM_FRAME_MS).
+        self.publish_window = settings.STREAM_FRAME_MS / 1000
         self._stopping = asyncio.Event()
         self._status_due = asyncio.Event()  # the market opened or closed: store the status (and tell) now
         self.changes = FeedChanges()
@@ -379,7 +381,7 @@ class Feed:
             await self._notify(0, latest)
             self.last_publish_ms = now_ms()
             await self._hold_back(latest, encoded)
-            await asyncio.sleep(PUBLISH_WINDOW_SECONDS - (time.monotonic() - started))
+            await asyncio.sleep(self.publish_window - (time.monotonic() - started))
 
     async def _hold_back(self, latest: dict[str, Quote], encoded: dict[str, bytes]) -> None:
         for delay, buffer in self.buffers.items():

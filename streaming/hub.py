@@ -136,7 +136,9 @@ class StreamHub:
         self.state = state
         self.process_id = uuid.uuid4().hex
         self._lease_numbers = itertools.count()
-        self.clock = SendClock(settings.STREAM_FRAME_MS / 1000)
+        # No interval of its own: the feed's window (STREAM_FRAME_MS) already spaces an organisation's
+        # messages, and what one message brings leaves in one frame per connection (streaming.sender).
+        self.clock = SendClock()
         self.rooms: dict[str, Room] = {}
         self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._watch_counts: Counter[Watch] = Counter()

@@ -10,7 +10,10 @@ Every sender of a process shares one SendClock:
 - quote frames leave on its ticks: every quote that arrives before the next tick joins the same
   frame. A frame costs the same whatever it carries (an ASGI send, the websocket framing, a system
   call), so under load a connection sends one frame per tick with several quotes, instead of one
-  frame per quote. One timer serves every sender, and a sender task wakes once per frame;
+  frame per quote. One timer serves every sender, and a sender task wakes once per frame. The web
+  processes' clock has no interval of its own: the feed already gathers each organisation's quotes
+  into one message per window (STREAM_FRAME_MS), so a tick comes as soon as the messages at hand are
+  fanned out, and a quote waits for one window, not for a window and then a tick;
 - its patrol finds sends that stay blocked, so no frame pays for a timer of its own.
 """
 
@@ -33,7 +36,9 @@ WATCH_INTERVAL_SECONDS = 0.25
 class SendClock:
     """The frame tick and the blocked-send patrol; timers run only while someone needs them."""
 
-    def __init__(self, frame_interval: float) -> None:
+    def __init__(self, frame_interval: float = 0.0) -> None:
+        """`frame_interval`: seconds from a sender's first quote to its tick; 0, the tick comes once
+        the event loop has run what is ready now (every message already received is fanned out)."""
         self.frame_interval = frame_interval
         self._due: list[ConflatingSender] = []
         # When the feed published the batch being fanned out now (wall clock): rooms set it before
@@ -47,7 +52,10 @@ class SendClock:
     def schedule(self, sender: "ConflatingSender") -> None:
         """Wake `sender` at the next tick (the caller schedules each sender once per tick)."""
         if not self._due:
-            asyncio.get_running_loop().call_later(self.frame_interval, self._fire)
+            if self.frame_interval:
+                asyncio.get_running_loop().call_later(self.frame_interval, self._fire)
+            else:
+                asyncio.get_running_loop().call_soon(self._fire)
         self._due.append(sender)
 
     def _fire(self) -> None:

@@ -407,7 +407,9 @@ STREAM_SLOW_CONSUMER_SECONDS = env.float("STREAM_SLOW_CONSUMER_SECONDS", default
 # the same session in the same organisation: a sign-out, password change, deactivation, removal or
 # plan change reaches new connects within this time. 0: every connect reads the database.
 STREAM_SESSION_CACHE_SECONDS = env.float("STREAM_SESSION_CACHE_SECONDS", default=2.0)
-# Quote frames leave on a shared clock: what arrives within one tick shares a frame (streaming.sender).
+# The feed publishes an organisation's quotes at most this often (one message per window), and a web
+# process writes what a message brings at once: so also the shortest time between two frames of a
+# connection (streaming.feed, streaming.sender).
 STREAM_FRAME_MS = env.float("STREAM_FRAME_MS", default=20.0)
 # Seconds in a plan's "delay minute": 60 everywhere except tests that shorten time.
 STREAM_DELAY_MINUTE_SECONDS = env.float("STREAM_DELAY_MINUTE_SECONDS", default=60.0)

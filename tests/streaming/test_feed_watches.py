@@ -1,12 +1,15 @@
 """The feed follows the watch registry: a watch registered while a new leader reads it is not missed."""
 
 import asyncio
+import itertools
 from collections.abc import Iterable
 
 import pytest
 from channels.layers import InMemoryChannelLayer
+from pytest_django.fixtures import Settings
 
 from streaming.feed import WATCH_REFRESH_SECONDS, Feed
+from streaming.groups import quotes_group
 from streaming.providers import SimulatedProvider
 from streaming.state import Watch
 from streaming.state.memory import MemoryStreamState
@@ -59,3 +62,38 @@ async def test_a_watch_registered_while_the_leader_reads_the_registry_is_quoted_
 
     assert WATCH_REFRESH_SECONDS > 2
     assert feed.index.symbols == {"AAPL", "MSFT"}
+
+
+class Recorded(InMemoryChannelLayer):
+    """The in-memory layer, noting when each group message was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[float, str]] = []
+
+    async def group_send(self, group: str, message: dict) -> None:  # type: ignore[type-arg]
+        self.sent.append((asyncio.get_running_loop().time(), group))
+        await super().group_send(group, message)
+
+
+async def test_an_organisation_gets_at_most_one_message_per_frame_window(settings: Settings) -> None:
+    """The web processes write what a message brings at once: the feed's window (STREAM_FRAME_MS) is
+    what spaces a connection's frames, however fast the provider ticks."""
+    settings.STREAM_FRAME_MS = 50
+    state = MemoryStreamState()
+    await state.watches_update("web-1", {Watch("acme", 0, s) for s in ("AAPL", "MSFT", "NVDA")}, set(), full=True)
+    layer = Recorded()
+    feed = Feed(SimulatedProvider(ticks_per_second=1000, seed=3), state, layer)
+    running = asyncio.create_task(feed.run())
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        feed.stop()
+        async with asyncio.timeout(5):
+            await running
+
+    sent = [at for at, group in layer.sent if group == quotes_group("acme")]
+    assert len(sent) >= 5, "the provider ticks 1,000 times a second: the organisation gets batches"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.045, f"two messages {min(gaps) * 1000:.1f} ms apart, inside one 50 ms window"
+    assert len(sent) <= 21

@@ -204,6 +204,23 @@ async def test_quotes_arriving_before_the_next_tick_share_one_frame(socket: Sock
         await sender.stop()
 
 
+async def test_without_an_interval_the_tick_comes_once_what_is_ready_has_run(socket: Socket) -> None:
+    """The web processes' clock (the feed's window spaces the messages): quotes offered by callbacks
+    ready at the same time (rooms fanning out the messages at hand) share one frame per connection; a
+    quote offered after that tick leaves in a frame of its own."""
+    clock = SendClock()
+    sender = ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock)
+    sender.start()
+    loop = asyncio.get_running_loop()
+    for n, symbol in enumerate(SYMBOLS[:3]):
+        loop.call_soon(sender.offer, symbol, encoded(symbol, n))
+    await until(socket, lambda: len(socket.frames) == 1)
+    sender.offer("LATE", encoded("LATE", 9))
+    await until(socket, lambda: len(socket.frames) == 2)
+    assert [[q["symbol"] for q in frame["quotes"]] for frame in socket.decoded()] == [SYMBOLS[:3], ["LATE"]]
+    await sender.stop()
+
+
 async def test_a_cancelled_sender_does_not_stop_the_clock_for_the_others(socket: Socket) -> None:
     clock = SendClock(0.05)
     leaving, staying = (ConflatingSender(socket.send_text, socket.on_slow, slow_after=5.0, clock=clock) for _ in "ab")
