@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from streaming.feed import Feed
-from streaming.state import BARS_KEPT, MINUTE_MS, bars_sync
+from streaming.state import BARS_KEPT, MINUTE_MS, bars_sync, stream_state
 from tenants.db import activate_public_schema
 from tests.conftest import host_client
 from tests.streaming import conftest as streaming_fixtures
@@ -47,6 +47,9 @@ async def test_the_dashboard_starts_the_sparkline_from_bar_closes_never_newer_th
     committed: Committed, recording_feed: Feed, plan: str, delay_minutes: int
 ) -> None:
     tenant = await committed.tenant(plan)
+    # An earlier test's feed left AAPL's bars in this run's Redis: waiting for "a day of bars" would
+    # then not wait for this feed's own, which replace them once its history is in.
+    await stream_state().bars_replace({"AAPL": []})
     ws = connect(tenant.host, session=tenant.session, query="symbols=AAPL")
     await ws.connect()
     await receive(ws)
