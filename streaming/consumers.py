@@ -9,8 +9,7 @@ exception escaping a handler (after which Channels never delivers the disconnect
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -220,7 +219,7 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
             slow_after=settings.STREAM_SLOW_CONSUMER_SECONDS,
             clock=self.hub.clock,
             on_failed=self.abort,
-            write_now=None if write_frame is None else partial(self.write_now, write_frame),
+            write_now=write_frame,
         )
         self.sender.throttle(self.max_per_second)
         await self.hub.join(self)
@@ -447,13 +446,6 @@ class StockMarketConsumer(AsyncJsonWebsocketConsumer):
     @staticmethod
     def encode(message: dict[str, Any]) -> str:
         return orjson.dumps(message).decode()
-
-    def write_now(self, write_frame: Callable[[bytes], bool], frame: bytes) -> bool:
-        """A ready-made frame straight to the socket, if the server can take it now (config.server)."""
-        if self.closing or not write_frame(frame):
-            return False
-        STREAM_COUNTS.frames_out += 1
-        return True
 
     async def send_text(self, text: str) -> None:
         # Straight to the server's ASGI send: this runs for every frame, the consumer's wrappers add nothing.

@@ -103,6 +103,9 @@ class ConflatingSender:
         on_failed: Callable[[], Coroutine[Any, Any, None]] | None = None,
         write_now: Callable[[bytes], bool] | None = None,
     ) -> None:
+        """`write_now`: writes a whole ready-made frame to the socket if it can take it at once, else
+        returns False (config.server's `tickerdeck.write_frame` scope extension); frames written
+        through it are counted here, those sent through `send_text` by its owner."""
         self._send_text = send_text
         self._write_now = write_now
         self._on_slow: Callable[[], Coroutine[Any, Any, None]] | None = on_slow
@@ -193,18 +196,25 @@ class ConflatingSender:
         """
         self._scheduled = False
         # Not before start(): the connection's snapshot goes first, and quotes offered meanwhile wait.
+        # Not after stop() began: the connection is closing (its place may be given back already).
+        write_now = self._write_now
         if (
-            self._write_now is not None
+            write_now is not None
+            and self._pending
             and self._started
+            and not self._stopped
             and self._task is None
             and not self._broken
             and not self._messages
             and not self._min_interval
         ):
             quotes = list(self._pending.values())
-            if quotes and self._write_now(self._clock.frame(quotes)):
+            if write_now(self._clock.frame(quotes)):
                 self._pending = {}
-                self._counted(quotes)
+                counts = STREAM_COUNTS  # _counted's work, inline: this runs for most frames
+                counts.frames_out += 1
+                counts.quotes_out += len(quotes)
+                counts.latency_observe(time.time() - self._oldest_published_at)
                 return
         self._due = True
         self._wake()
