@@ -76,7 +76,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"organisations": 20, "connections": 100, "stream_organisations": 10, "windows": 1,
               "seconds": 2.0, "warmup": 1.0, "distance": (0.1, 2.0), "replay_quotes": 20_000},
 }  # fmt: skip
-PUBLISH_WINDOW_SECONDS = 0.02  # streaming.feed's (STREAM_FRAME_MS): the engine sees batches of this many seconds
 KINDS = ("price_above", "price_below", "change_pct_above", "change_pct_below")  # AlertCondition's values
 KIND_WEIGHTS = (0.4, 0.4, 0.1, 0.1)
 COOLDOWNS_SECONDS = (300, 900, 3600)  # longer than a run: an alert fires at most once in it
@@ -362,17 +361,20 @@ def load_alone(schemas: list[str]) -> tuple[float, dict[str, Any]]:
 
 def replay(loaded: dict[str, Any], symbols: list[str], prices: dict[str, LastQuote], c: AlertConfig) -> dict[str, Any]:
     """The index's evaluation alone: the loaded alerts, quotes of a walk like the publisher's, batch by batch."""
+    from django.conf import settings
+
     from alerts.index import AlertIndex
     from streaming.quotes import Quote
 
+    window = settings.STREAM_FRAME_MS / 1000  # the feed's: the engine sees batches of this many seconds' ticks
     index = AlertIndex()
     for schema, alerts in loaded.items():
         index.schema_replace(schema, alerts.plan.delay_minutes, alerts.rules, alerts.quiet_until)
     market = Market(list(symbols), random.Random(c.seed))  # the publisher's symbols order and opening prices
     market.prices = [prices[s].price if s in prices else p for s, p in zip(market.symbols, market.prices, strict=True)]
-    batch, ts, spent, fired = max(1, round(c.rate * PUBLISH_WINDOW_SECONDS)), 0, 0.0, 0
+    batch, ts, spent, fired = max(1, round(c.rate * window)), 0, 0.0, 0
     for _ in range(c.replay_quotes // batch):
-        ts += round(1000 * PUBLISH_WINDOW_SECONDS)
+        ts += round(1000 * window)
         ticks, _ = market.ticks(batch, ts)
         quotes = {tick["symbol"]: Quote(**tick) for tick in ticks}
         started = time.perf_counter()
